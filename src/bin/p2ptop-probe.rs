@@ -1,0 +1,201 @@
+//! p2ptop-probe: the measuring worker. Commands in on stdin, events out on stdout, one JSON
+//! object per line. The only binary that links the CUDA driver.
+
+#[path = "../probe/cuda/mod.rs"]
+mod cuda;
+
+use clap::Parser;
+use cuda::engine::{Control, Finish, Probe};
+use p2ptop::exit;
+use p2ptop::probe::protocol::{Command, Event, Op};
+use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+
+const ABOUT: &str = "\
+Measures GPU peer-to-peer, host and device-local bandwidth and latency with hand-written PTX \
+kernels (engine sm) and the copy engines (engine ce). It is the worker behind p2ptop and can be \
+driven from scripts on its own.";
+
+const PROTOCOL_HELP: &str = r#"PROTOCOL
+  Newline-delimited JSON. The probe prints {"event":"hello",...} with the protocol version, the
+  GPUs and CUDA's peer-access matrix, then reads commands from stdin, one per line:
+
+    {"cmd":"measure","id":1,"pairs":[{"src":0,"dst":1},{"src":"host","dst":0}],
+     "ops":["read","write","bidir","latency"],"engines":["sm","ce"],
+     "settings":{"buffer_mib":512,"samples":5}}
+    {"cmd":"stop"}        skip the rest of the running measure command
+
+  A node is a CUDA ordinal or "host" (pinned host memory mapped into the GPUs); src → dst is the
+  direction the data moves. read runs on dst, write on src, bidir is both directions at once
+  (each a write); on host paths the GPU end does the work. GB/s = 10^9 bytes/s; a device-local
+  copy counts its bytes once.
+
+  settings (all optional): buffer_mib 512, samples 5, warmup 2, min_sample_ms 10,
+  block_size 512, blocks_per_sm 2, gate_timeout_ms 2000, sample_timeout_ms 10000,
+  latency_steps 100000.
+
+  Events: sample (one timed sample, with its verification), result (median, min, max and
+  coefficient of variation per direction), latency, pair_error (the probe goes on with the next
+  pair), done (per command; complete=false when stopped), bad_command, fatal.
+
+  The probe exits after the last command once stdin closes, and when its parent dies.
+
+EXAMPLE
+  echo '{"cmd":"measure","id":1,"pairs":[{"src":0,"dst":0},{"src":"host","dst":0}],"ops":["read"],"engines":["sm","ce"]}' \
+    | p2ptop-probe
+
+EXIT CODES
+  0 done   2 usage error   3 no driver or no GPU   4 the GPU state became unusable (hung or
+  faulted work; see the fatal event)"#;
+
+#[derive(Parser)]
+#[command(version, about = ABOUT, after_help = PROTOCOL_HELP)]
+struct Args {}
+
+fn main() -> ExitCode {
+    Args::parse();
+    die_with_parent();
+    let (mut probe, hello) = match Probe::start() {
+        Ok(started) => started,
+        Err(err) => {
+            let message = format!("no usable CUDA device: {err}");
+            eprintln!("p2ptop-probe: {message}");
+            emit(&Event::Fatal {
+                message,
+                cuda_error: Some(err.code),
+            });
+            return exit::code(exit::ENVIRONMENT);
+        }
+    };
+    emit(&hello);
+    let mut session = Session {
+        commands: read_commands(),
+        pending: VecDeque::new(),
+    };
+    while let Some(command) = session.next_command() {
+        let Command::Measure {
+            id,
+            pairs,
+            ops,
+            engines,
+            settings,
+        } = command
+        else {
+            continue; // a stop with nothing running has nothing to stop
+        };
+        let mut complete = true;
+        'work: for pair in &pairs {
+            for &op in &ops {
+                // Latency is a kernel-only measurement: one per pair, not one per engine.
+                let engines = if op == Op::Latency {
+                    &engines[..engines.len().min(1)]
+                } else {
+                    &engines[..]
+                };
+                for &engine in engines {
+                    match probe.measure(id, *pair, op, engine, &settings, &mut session) {
+                        Ok(Finish::Complete) => {}
+                        Ok(Finish::Stopped) => {
+                            complete = false;
+                            break 'work;
+                        }
+                        Err(failure) => {
+                            session.emit(Event::PairError {
+                                id,
+                                pair: *pair,
+                                op,
+                                engine,
+                                kind: failure.kind,
+                                message: failure.message.clone(),
+                                cuda_error: failure.cuda_error,
+                            });
+                            if failure.fatal {
+                                eprintln!("p2ptop-probe: {}", failure.message);
+                                session.emit(Event::Fatal {
+                                    message: failure.message,
+                                    cuda_error: failure.cuda_error,
+                                });
+                                return exit::code(exit::INTERNAL);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        session.emit(Event::Done { id, complete });
+    }
+    exit::code(exit::OK)
+}
+
+/// Commands from stdin, and the ones that arrived while a measurement was running.
+struct Session {
+    commands: Receiver<Result<Command, String>>,
+    pending: VecDeque<Command>,
+}
+
+impl Session {
+    /// The next command to run; `None` once stdin is closed and everything has run.
+    fn next_command(&mut self) -> Option<Command> {
+        if let Some(command) = self.pending.pop_front() {
+            return Some(command);
+        }
+        loop {
+            match self.commands.recv().ok()? {
+                Ok(command) => return Some(command),
+                Err(message) => self.emit(Event::BadCommand { message }),
+            }
+        }
+    }
+}
+
+impl Control for Session {
+    fn emit(&mut self, event: Event) {
+        emit(&event);
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Ok(Command::Stop)) => return true,
+                Ok(Ok(command)) => self.pending.push_back(command),
+                Ok(Err(message)) => self.emit(Event::BadCommand { message }),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+}
+
+/// Reads stdin on its own thread, so a stop arrives while a measurement runs.
+fn read_commands() -> Receiver<Result<Command, String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = Command::from_line(&line).map_err(|err| format!("{err} in: {line}"));
+            if tx.send(parsed).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn emit(event: &Event) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout means nobody is listening any more; the parent-death signal or the end
+    // of stdin ends the probe, so a failed write is not worth a panic.
+    let _ = writeln!(out, "{}", event.to_line());
+    let _ = out.flush();
+}
+
+/// Asks the kernel to kill the probe when its parent dies, so no probe (and no kernel it
+/// launched) outlives p2ptop, even when p2ptop is killed with SIGKILL.
+fn die_with_parent() {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+}

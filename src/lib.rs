@@ -1,0 +1,8 @@
+//! p2ptop: a GPU peer-to-peer bandwidth probe with a live terminal view.
+//!
+//! Two binaries share this library: `p2ptop` (CLI and orchestrator; never links CUDA) and
+//! `p2ptop-probe` (the only one that links the CUDA driver). See `README.md` for use and
+//! `ptx/` for the kernels.
+
+pub mod exit;
+pub mod probe;

@@ -1,0 +1,109 @@
+//! One GPU as the probe uses it: its primary context, kernels, streams and scratch memory.
+
+use super::driver::{self, Result};
+use super::kernels::{Kernels, LoadError, Shape};
+use cust::sys::{CUcontext, CUdevice, CUdevice_attribute, CUdeviceptr, CUevent, CUstream};
+use p2ptop::probe::protocol::DeviceInfo;
+
+/// A stream with the events that time and fence the work queued on it.
+pub struct Lane {
+    pub stream: CUstream,
+    pub start: CUevent,
+    pub end: CUevent,
+    /// Recorded after untimed work, to wait for it with a deadline.
+    pub fence: CUevent,
+}
+
+/// Lanes per GPU: one per direction, since on a host path one GPU runs both directions of bidir.
+pub const LANES: usize = 2;
+
+/// Bytes of the scratch block: verify result {mismatched bytes, first bad offset} at 0, chase
+/// result {final address, elapsed ns} at 16.
+const SCRATCH_BYTES: usize = 32;
+pub const VERIFY_RESULT_OFFSET: u64 = 0;
+pub const CHASE_RESULT_OFFSET: u64 = 16;
+
+pub struct Gpu {
+    pub ordinal: u32,
+    pub device: CUdevice,
+    pub context: CUcontext,
+    pub kernels: Kernels,
+    pub lanes: [Lane; LANES],
+    pub sm_count: u32,
+    /// Device memory for results the kernels write (see `SCRATCH_BYTES`).
+    pub scratch: CUdeviceptr,
+}
+
+/// Why a GPU could not be opened.
+pub enum OpenError {
+    Driver(p2ptop::probe::driver_error::DriverError),
+    Kernels(LoadError),
+}
+
+impl From<p2ptop::probe::driver_error::DriverError> for OpenError {
+    fn from(err: p2ptop::probe::driver_error::DriverError) -> Self {
+        OpenError::Driver(err)
+    }
+}
+
+impl Gpu {
+    /// Retains the primary context, loads the kernels and makes the lanes.
+    pub fn open(ordinal: u32, device: CUdevice) -> std::result::Result<Gpu, OpenError> {
+        let context = driver::primary_context(device)?;
+        driver::set_current(context)?;
+        let kernels = Kernels::load().map_err(OpenError::Kernels)?;
+        let lanes = [Lane::new()?, Lane::new()?];
+        let sm_count = driver::attribute(
+            device,
+            CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+        )? as u32;
+        let scratch = driver::alloc(SCRATCH_BYTES)?;
+        Ok(Gpu {
+            ordinal,
+            device,
+            context,
+            kernels,
+            lanes,
+            sm_count,
+            scratch,
+        })
+    }
+
+    pub fn make_current(&self) -> Result<()> {
+        driver::set_current(self.context)
+    }
+
+    /// The copy and pattern kernels' launch shape: `blocks_per_sm` blocks on every SM.
+    pub fn shape(&self, block_size: u32, blocks_per_sm: u32) -> Shape {
+        Shape {
+            blocks: self.sm_count * blocks_per_sm,
+            threads: block_size,
+        }
+    }
+}
+
+impl Lane {
+    fn new() -> Result<Lane> {
+        Ok(Lane {
+            stream: driver::non_blocking_stream()?,
+            start: driver::event()?,
+            end: driver::event()?,
+            fence: driver::event()?,
+        })
+    }
+}
+
+/// What CUDA says about the GPU at `ordinal`, without opening a context on it.
+pub fn describe(ordinal: u32, device: CUdevice) -> Result<DeviceInfo> {
+    use CUdevice_attribute::*;
+    let major = driver::attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = driver::attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    Ok(DeviceInfo {
+        ordinal,
+        name: driver::device_name(device)?,
+        pci_bus_id: driver::pci_bus_id(device)?.to_lowercase(),
+        compute_capability: format!("{major}.{minor}"),
+        sm_count: driver::attribute(device, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32,
+        memory_mib: driver::total_memory(device)? as u64 >> 20,
+    })
+}

@@ -1,0 +1,96 @@
+//! Buffers on a node: device memory on a GPU, or pinned host memory mapped into every GPU.
+
+use super::driver::{self, Result};
+use super::gpu::Gpu;
+use cust::sys::{CUcontext, CUdeviceptr};
+use std::ffi::c_void;
+
+pub struct Buffer {
+    /// The address kernels and copies use (unified: valid in every context).
+    pub ptr: CUdeviceptr,
+    pub bytes: u64,
+    home: Home,
+}
+
+enum Home {
+    Device(CUcontext),
+    Host(*mut c_void),
+}
+
+impl Buffer {
+    pub fn on_gpu(gpu: &Gpu, bytes: u64) -> Result<Buffer> {
+        gpu.make_current()?;
+        Ok(Buffer {
+            ptr: driver::alloc(bytes as usize)?,
+            bytes,
+            home: Home::Device(gpu.context),
+        })
+    }
+
+    pub fn on_host(bytes: u64) -> Result<Buffer> {
+        let host = driver::alloc_host_mapped(bytes as usize)?;
+        let ptr = match driver::device_pointer_of_host(host) {
+            Ok(ptr) => ptr,
+            Err(err) => {
+                // SAFETY: just allocated, not handed out.
+                let _ = unsafe { driver::free_host(host) };
+                return Err(err);
+            }
+        };
+        Ok(Buffer {
+            ptr,
+            bytes,
+            home: Home::Host(host),
+        })
+    }
+
+    /// The host's view of a host buffer; `None` for device memory.
+    pub fn host_ptr(&self) -> Option<*mut c_void> {
+        match self.home {
+            Home::Host(host) => Some(host),
+            Home::Device(_) => None,
+        }
+    }
+
+    /// Writes `words` at the start of the buffer, from the host.
+    pub fn write_words(&self, words: &[u64]) -> Result<()> {
+        assert!(
+            std::mem::size_of_val(words) as u64 <= self.bytes,
+            "words exceed the buffer"
+        );
+        match self.home {
+            Home::Host(host) => {
+                // SAFETY: the pinned allocation holds `self.bytes` >= the words' size, and no
+                // GPU work touches it now (callers write between samples).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(words.as_ptr(), host as *mut u64, words.len())
+                };
+                Ok(())
+            }
+            Home::Device(context) => {
+                driver::set_current(context)?;
+                // SAFETY: device allocation of `self.bytes` >= the words' size.
+                unsafe { driver::copy_to_device(self.ptr, words) }
+            }
+        }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // Freeing can only fail on a context that is already broken; the probe reports that
+        // elsewhere, and there is nothing better to do with the memory than let it go.
+        match self.home {
+            Home::Device(context) => {
+                if driver::set_current(context).is_ok() {
+                    // SAFETY: allocated by `on_gpu`, and the buffer is going away.
+                    let _ = unsafe { driver::free(self.ptr) };
+                }
+            }
+            // SAFETY: allocated by `on_host`, and the buffer is going away.
+            Home::Host(host) => {
+                let _ = unsafe { driver::free_host(host) };
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Starting `p2ptop-probe` and reading its greeting: what the machine has, or why the probe
+//! cannot run here.
+
+use super::protocol::{DeviceInfo, Event, PROTOCOL_VERSION, PeerInfo};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The probe's description of the machine.
+#[derive(Debug)]
+pub struct Hello {
+    pub cuda_driver_version: String,
+    pub devices: Vec<DeviceInfo>,
+    pub peers: Vec<PeerInfo>,
+}
+
+/// Why the probe could not describe the machine.
+#[derive(Debug)]
+pub enum StartError {
+    /// The probe binary is not where it should be.
+    Missing(PathBuf),
+    /// The CUDA driver library could not be loaded: no NVIDIA driver on this machine.
+    NoDriver(String),
+    /// The driver loaded but reported a problem (no device, Fabric Manager missing, …).
+    Fatal(String),
+    /// The probe said something that is not the protocol, or nothing in time.
+    Broken(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Missing(path) => write!(
+                f,
+                "the probe binary {} is missing; install p2ptop-probe next to p2ptop",
+                path.display()
+            ),
+            StartError::NoDriver(detail) => write!(
+                f,
+                "the NVIDIA driver is not installed or not loadable ({detail})"
+            ),
+            StartError::Fatal(message) => f.write_str(message),
+            StartError::Broken(message) => write!(f, "the probe misbehaved: {message}"),
+        }
+    }
+}
+
+/// How long a probe may take to greet: driver start-up on a large machine takes seconds.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `p2ptop-probe` beside the running executable.
+pub fn default_probe_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.with_file_name("p2ptop-probe")
+}
+
+/// Starts the probe with no commands and returns its hello.
+pub fn hello(probe: &Path) -> Result<Hello, StartError> {
+    if !probe.is_file() {
+        return Err(StartError::Missing(probe.to_path_buf()));
+    }
+    let mut child = Command::new(probe)
+        .stdin(Stdio::null()) // no commands: the probe greets and exits
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| StartError::Broken(format!("cannot start {}: {err}", probe.display())))?;
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut out, mut err) = (String::new(), String::new());
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_string(&mut out);
+        }
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_string(&mut err);
+        }
+        let _ = tx.send((out, err));
+    });
+    let Ok((out, err)) = rx.recv_timeout(HELLO_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(StartError::Broken(format!(
+            "no answer within {} s",
+            HELLO_TIMEOUT.as_secs()
+        )));
+    };
+    let _ = child.wait();
+    interpret(&out, &err)
+}
+
+/// Reads the probe's first line (and its stderr, when there is no first line).
+fn interpret(stdout: &str, stderr: &str) -> Result<Hello, StartError> {
+    let Some(first) = stdout.lines().next() else {
+        if stderr.contains("libcuda.so") {
+            // The loader's line ends with the library and its reason; keep just that part.
+            let line = stderr
+                .lines()
+                .find(|l| l.contains("libcuda.so"))
+                .unwrap_or_default();
+            let detail = line.rfind("libcuda.so").map_or(line, |at| &line[at..]);
+            return Err(StartError::NoDriver(detail.trim().to_string()));
+        }
+        return Err(StartError::Broken(format!(
+            "it printed nothing; its errors: {}",
+            stderr.trim()
+        )));
+    };
+    match Event::from_line(first) {
+        Ok(Event::Hello {
+            protocol,
+            cuda_driver_version,
+            devices,
+            peers,
+        }) if protocol == PROTOCOL_VERSION => Ok(Hello {
+            cuda_driver_version,
+            devices,
+            peers,
+        }),
+        Ok(Event::Hello { protocol, .. }) => Err(StartError::Broken(format!(
+            "it speaks protocol {protocol}, this p2ptop speaks {PROTOCOL_VERSION}; install matching binaries"
+        ))),
+        Ok(Event::Fatal { message, .. }) => Err(StartError::Fatal(message)),
+        Ok(other) => Err(StartError::Broken(format!("expected hello, got {other:?}"))),
+        Err(err) => Err(StartError::Broken(format!(
+            "{err} in its first line: {first}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_driver_library_is_told_apart() {
+        let stderr = "p2ptop-probe: error while loading shared libraries: libcuda.so.1: cannot open shared object file: No such file or directory\n";
+        let err = interpret("", stderr).unwrap_err();
+        assert!(matches!(err, StartError::NoDriver(_)), "{err:?}");
+        assert!(err.to_string().contains("NVIDIA driver is not installed"));
+    }
+
+    #[test]
+    fn a_fatal_event_carries_the_probes_message() {
+        let line = Event::Fatal {
+            message: "no usable CUDA device: cuInit failed".into(),
+            cuda_error: Some(100),
+        }
+        .to_line();
+        let err = interpret(&line, "").unwrap_err();
+        assert_eq!(err.to_string(), "no usable CUDA device: cuInit failed");
+    }
+
+    #[test]
+    fn another_protocol_version_is_refused() {
+        let line = Event::Hello {
+            protocol: PROTOCOL_VERSION + 1,
+            cuda_driver_version: "12.4".into(),
+            devices: vec![],
+            peers: vec![],
+        }
+        .to_line();
+        let err = interpret(&line, "").unwrap_err();
+        assert!(
+            err.to_string().contains("install matching binaries"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let err = interpret("{not json", "").unwrap_err();
+        assert!(matches!(err, StartError::Broken(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Which transfers a (pair, op) stands for, and which GPU runs each one.
+//!
+//! The words are the design's: a **read** runs on `dst` and pulls from `src`, a **write** runs on
+//! `src` and pushes into `dst`, **bidir** is both directions at once (each as a write). The host
+//! runs no kernel, so on a path with the host at one end the GPU end does the work for every op:
+//! host → GPU is always a GPU read, GPU → host always a GPU write.
+
+use super::protocol::{Node, Op, Pair};
+
+/// One direction of a measurement: bytes from `src` to `dst`, moved by GPU `executor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub src: Node,
+    pub dst: Node,
+    pub executor: u32,
+}
+
+/// The transfers that measure `op` on `pair`, or why that op makes no sense there.
+pub fn transfers(pair: Pair, op: Op) -> Result<Vec<Transfer>, String> {
+    if pair.src == Node::Host && pair.dst == Node::Host {
+        return Err("host → host involves no GPU; pick a pair with at least one GPU".into());
+    }
+    match op {
+        Op::Read | Op::Latency => Ok(vec![one_way(pair, pair.dst, pair.src)]),
+        Op::Write => Ok(vec![one_way(pair, pair.src, pair.dst)]),
+        Op::Bidir if pair.src == pair.dst => Err(format!(
+            "bidir needs two different nodes; {} → {} is a device-local copy, measure it with read or write",
+            pair.src, pair.dst
+        )),
+        Op::Bidir => {
+            let back = Pair {
+                src: pair.dst,
+                dst: pair.src,
+            };
+            Ok(vec![
+                one_way(pair, pair.src, pair.dst),
+                one_way(back, back.src, back.dst),
+            ])
+        }
+    }
+}
+
+/// A transfer run by `preferred`, or by `other` when `preferred` is the host.
+fn one_way(pair: Pair, preferred: Node, other: Node) -> Transfer {
+    let executor = match (preferred, other) {
+        (Node::Gpu(gpu), _) | (Node::Host, Node::Gpu(gpu)) => gpu,
+        (Node::Host, Node::Host) => unreachable!("host → host is rejected before planning"),
+    };
+    Transfer {
+        src: pair.src,
+        dst: pair.dst,
+        executor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(src: Node, dst: Node) -> Pair {
+        Pair { src, dst }
+    }
+
+    #[test]
+    fn read_runs_on_the_destination_and_write_on_the_source() {
+        let p = pair(Node::Gpu(0), Node::Gpu(1));
+        assert_eq!(transfers(p, Op::Read).unwrap()[0].executor, 1);
+        assert_eq!(transfers(p, Op::Write).unwrap()[0].executor, 0);
+        assert_eq!(transfers(p, Op::Latency).unwrap()[0].executor, 1);
+    }
+
+    #[test]
+    fn the_gpu_end_runs_every_host_path() {
+        for op in [Op::Read, Op::Write, Op::Latency] {
+            let to_gpu = transfers(pair(Node::Host, Node::Gpu(2)), op).unwrap();
+            assert_eq!(to_gpu[0].executor, 2, "{op:?}");
+            let to_host = transfers(pair(Node::Gpu(2), Node::Host), op).unwrap();
+            assert_eq!(to_host[0].executor, 2, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn bidir_is_two_writes_in_opposite_directions() {
+        let t = transfers(pair(Node::Gpu(0), Node::Gpu(1)), Op::Bidir).unwrap();
+        assert_eq!(
+            t,
+            vec![
+                Transfer {
+                    src: Node::Gpu(0),
+                    dst: Node::Gpu(1),
+                    executor: 0
+                },
+                Transfer {
+                    src: Node::Gpu(1),
+                    dst: Node::Gpu(0),
+                    executor: 1
+                },
+            ]
+        );
+        let host = transfers(pair(Node::Host, Node::Gpu(1)), Op::Bidir).unwrap();
+        assert!(host.iter().all(|t| t.executor == 1));
+        assert_eq!((host[1].src, host[1].dst), (Node::Gpu(1), Node::Host));
+    }
+
+    #[test]
+    fn meaningless_requests_say_why() {
+        let err = transfers(pair(Node::Host, Node::Host), Op::Read).unwrap_err();
+        assert!(err.contains("no GPU"), "{err}");
+        let err = transfers(pair(Node::Gpu(0), Node::Gpu(0)), Op::Bidir).unwrap_err();
+        assert!(err.contains("device-local"), "{err}");
+    }
+}
