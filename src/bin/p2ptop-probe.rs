@@ -5,13 +5,12 @@
 mod cuda;
 
 use clap::Parser;
-use cuda::engine::{Control, Finish, Probe};
+use cuda::engine::Probe;
 use p2ptop::exit;
-use p2ptop::probe::protocol::{Command, Event, Op};
-use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use p2ptop::probe::protocol::Event;
+use p2ptop::probe::session::{self, End};
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
 
 const ABOUT: &str = "\
 Measures GPU peer-to-peer, host and device-local bandwidth and latency with hand-written PTX \
@@ -70,119 +69,16 @@ fn main() -> ExitCode {
         }
     };
     emit(&hello);
-    let mut session = Session {
-        commands: read_commands(),
-        pending: VecDeque::new(),
-    };
-    while let Some(command) = session.next_command() {
-        let Command::Measure {
-            id,
-            pairs,
-            ops,
-            engines,
-            settings,
-        } = command
-        else {
-            continue; // a stop with nothing running has nothing to stop
-        };
-        let mut complete = true;
-        'work: for pair in &pairs {
-            for &op in &ops {
-                // Latency is a kernel-only measurement: one per pair, not one per engine.
-                let engines = if op == Op::Latency {
-                    &engines[..engines.len().min(1)]
-                } else {
-                    &engines[..]
-                };
-                for &engine in engines {
-                    match probe.measure(id, *pair, op, engine, &settings, &mut session) {
-                        Ok(Finish::Complete) => {}
-                        Ok(Finish::Stopped) => {
-                            complete = false;
-                            break 'work;
-                        }
-                        Err(failure) => {
-                            session.emit(Event::PairError {
-                                id,
-                                pair: *pair,
-                                op,
-                                engine,
-                                kind: failure.kind,
-                                message: failure.message.clone(),
-                                cuda_error: failure.cuda_error,
-                            });
-                            if failure.fatal {
-                                eprintln!("p2ptop-probe: {}", failure.message);
-                                session.emit(Event::Fatal {
-                                    message: failure.message,
-                                    cuda_error: failure.cuda_error,
-                                });
-                                return exit::code(exit::INTERNAL);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        session.emit(Event::Done { id, complete });
-    }
-    exit::code(exit::OK)
-}
-
-/// Commands from stdin, and the ones that arrived while a measurement was running.
-struct Session {
-    commands: Receiver<Result<Command, String>>,
-    pending: VecDeque<Command>,
-}
-
-impl Session {
-    /// The next command to run; `None` once stdin is closed and everything has run.
-    fn next_command(&mut self) -> Option<Command> {
-        if let Some(command) = self.pending.pop_front() {
-            return Some(command);
-        }
-        loop {
-            match self.commands.recv().ok()? {
-                Ok(command) => return Some(command),
-                Err(message) => self.emit(Event::BadCommand { message }),
-            }
+    let commands = session::read_commands(std::io::BufReader::new(std::io::stdin()));
+    match session::run(&mut probe, commands, &mut emit) {
+        End::Finished => exit::code(exit::OK),
+        End::Fatal => {
+            eprintln!(
+                "p2ptop-probe: stopped: the GPU state is no longer usable (see the fatal event)"
+            );
+            exit::code(exit::INTERNAL)
         }
     }
-}
-
-impl Control for Session {
-    fn emit(&mut self, event: Event) {
-        emit(&event);
-    }
-
-    fn stop_requested(&mut self) -> bool {
-        loop {
-            match self.commands.try_recv() {
-                Ok(Ok(Command::Stop)) => return true,
-                Ok(Ok(command)) => self.pending.push_back(command),
-                Ok(Err(message)) => self.emit(Event::BadCommand { message }),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
-            }
-        }
-    }
-}
-
-/// Reads stdin on its own thread, so a stop arrives while a measurement runs.
-fn read_commands() -> Receiver<Result<Command, String>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let parsed = Command::from_line(&line).map_err(|err| format!("{err} in: {line}"));
-            if tx.send(parsed).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn emit(event: &Event) {

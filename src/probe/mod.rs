@@ -8,4 +8,5 @@ pub mod driver_error;
 pub mod launch;
 pub mod plan;
 pub mod protocol;
+pub mod session;
 pub mod stats;

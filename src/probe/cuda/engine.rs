@@ -13,55 +13,10 @@ use p2ptop::probe::protocol::{
     DeviceInfo, DirectionSample, DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair,
     PeerInfo, Settings, Verification,
 };
+use p2ptop::probe::session::{Control, Failure, Finish, Measurer};
 use p2ptop::probe::stats;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-
-/// Where the engine's events go, and how it learns that it should stop early.
-pub trait Control {
-    fn emit(&mut self, event: Event);
-    /// Polled between samples.
-    fn stop_requested(&mut self) -> bool;
-}
-
-/// Why a measurement did not finish.
-#[derive(Debug)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub message: String,
-    pub cuda_error: Option<i32>,
-    /// The GPU state can no longer be trusted (hung work, a faulted context): the probe must exit.
-    pub fatal: bool,
-}
-
-impl Failure {
-    fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            message: message.into(),
-            cuda_error: None,
-            fatal: false,
-        }
-    }
-}
-
-impl From<DriverError> for Failure {
-    fn from(err: DriverError) -> Failure {
-        Failure {
-            kind: FailureKind::Driver,
-            message: err.to_string(),
-            cuda_error: Some(err.code),
-            fatal: false,
-        }
-    }
-}
-
-/// How a measurement ended when it did not fail.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Finish {
-    Complete,
-    Stopped,
-}
 
 /// Which of a node's two buffers: a transfer reads a node's `Source` and writes the other's
 /// `Destination`, so bidir and device-local copies never share one.
@@ -123,32 +78,6 @@ impl Probe {
             next_seed: 1,
         };
         Ok((probe, hello))
-    }
-
-    /// Measures `op` on `pair` with `engine`, emitting samples and a result (or a latency).
-    pub fn measure(
-        &mut self,
-        id: u64,
-        pair: Pair,
-        op: Op,
-        engine: Engine,
-        settings: &Settings,
-        control: &mut dyn Control,
-    ) -> Result<Finish, Failure> {
-        validate(settings)?;
-        let transfers =
-            plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
-        for node in [pair.src, pair.dst] {
-            self.open(node)?;
-        }
-        for t in &transfers {
-            self.connect(*t, engine)?;
-        }
-        let result = match op {
-            Op::Latency => self.latency(id, pair, transfers[0], settings, control),
-            _ => self.bandwidth(id, pair, op, engine, &transfers, settings, control),
-        };
-        result.map_err(|failure| self.judge_health(failure))
     }
 
     fn open(&mut self, node: Node) -> Result<(), Failure> {
@@ -617,6 +546,34 @@ impl Probe {
             }
         }
         failure
+    }
+}
+
+impl Measurer for Probe {
+    /// Measures `op` on `pair` with `engine`, emitting samples and a result (or a latency).
+    fn measure(
+        &mut self,
+        id: u64,
+        pair: Pair,
+        op: Op,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure> {
+        validate(settings)?;
+        let transfers =
+            plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
+        for node in [pair.src, pair.dst] {
+            self.open(node)?;
+        }
+        for t in &transfers {
+            self.connect(*t, engine)?;
+        }
+        let result = match op {
+            Op::Latency => self.latency(id, pair, transfers[0], settings, control),
+            _ => self.bandwidth(id, pair, op, engine, &transfers, settings, control),
+        };
+        result.map_err(|failure| self.judge_health(failure))
     }
 }
 
