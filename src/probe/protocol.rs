@@ -96,7 +96,8 @@ pub struct Settings {
     pub buffer_mib: u64,
     /// Timed samples per measurement; the result is their median.
     pub samples: u32,
-    /// Untimed copies before the first sample.
+    /// Untimed copies before the first sample (at least one is made: it also sizes the repeat
+    /// count).
     pub warmup: u32,
     /// Each sample repeats the copy inside one launch until it lasts at least this long.
     pub min_sample_ms: f64,

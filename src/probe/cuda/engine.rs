@@ -42,7 +42,9 @@ pub struct Probe {
     devices: Vec<CUdevice>,
     gpus: HashMap<u32, Gpu>,
     buffers: HashMap<(Node, Role), Buffer>,
-    gate: Buffer,
+    /// The start gate's host-mapped words; made with the first GPU's context (host allocations
+    /// need one), then used by every GPU.
+    gate: Option<Buffer>,
     peers_enabled: HashSet<(u32, u32)>,
     next_seed: u32,
 }
@@ -68,12 +70,11 @@ impl Probe {
             devices: infos,
             peers,
         };
-        let gate = Buffer::on_host(GATE_STATUS_STRIDE * (gpu::LANES as u64 + 1))?;
         let probe = Probe {
             devices,
             gpus: HashMap::new(),
             buffers: HashMap::new(),
-            gate,
+            gate: None,
             peers_enabled: HashSet::new(),
             next_seed: 1,
         };
@@ -115,6 +116,15 @@ impl Probe {
             },
         })?;
         self.gpus.insert(ordinal, gpu);
+        Ok(())
+    }
+
+    /// Makes the gate block once a GPU is open (its context is current then).
+    fn ensure_gate(&mut self) -> Result<(), Failure> {
+        if self.gate.is_none() {
+            let bytes = GATE_STATUS_STRIDE * (gpu::LANES as u64 + 1);
+            self.gate = Some(Buffer::on_host(bytes)?);
+        }
         Ok(())
     }
 
@@ -329,7 +339,8 @@ impl Probe {
                 )?
             };
         }
-        self.set_gate(copies.len(), 0);
+        self.reset_gate(copies.len());
+        let gate = self.gate_address();
         let timeout_ns = settings.gate_timeout_ms * 1_000_000;
         for c in copies {
             let gpu = self.gpu(c.transfer.executor);
@@ -339,8 +350,8 @@ impl Probe {
             unsafe {
                 gpu.kernels.gate(
                     lane.stream,
-                    self.gate.ptr + GATE_FLAG_OFFSET,
-                    self.gate.ptr + gate_status_offset(c.lane),
+                    gate + GATE_FLAG_OFFSET,
+                    gate + gate_status_offset(c.lane),
                     timeout_ns,
                 )?
             };
@@ -503,8 +514,9 @@ impl Probe {
         self.next_seed
     }
 
-    fn set_gate(&self, lanes: usize, flag: u32) {
-        self.write_gate_word(GATE_FLAG_OFFSET, flag);
+    /// Closes the gate and clears the statuses of `lanes` lanes.
+    fn reset_gate(&self, lanes: usize) {
+        self.write_gate_word(GATE_FLAG_OFFSET, 0);
         for lane in 0..lanes {
             self.write_gate_word(gate_status_offset(lane), 0);
         }
@@ -521,9 +533,24 @@ impl Probe {
         unsafe { self.gate_word(offset).read_volatile() }
     }
 
+    fn gate_block(&self) -> &Buffer {
+        // `measure` makes the gate before anything runs.
+        self.gate
+            .as_ref()
+            .expect("the gate exists once a GPU is open")
+    }
+
+    /// The gate block's device address.
+    fn gate_address(&self) -> u64 {
+        self.gate_block().ptr
+    }
+
     fn gate_word(&self, offset: u64) -> *mut u32 {
-        let host = self.gate.host_ptr().expect("the gate block is host memory");
-        // SAFETY: every offset used is below the block's size (see `start`).
+        let host = self
+            .gate_block()
+            .host_ptr()
+            .expect("the gate block is host memory");
+        // SAFETY: every offset used is below the block's size (see `ensure_gate`).
         unsafe { (host as *mut u8).add(offset as usize) as *mut u32 }
     }
 
@@ -566,8 +593,15 @@ impl Measurer for Probe {
         for node in [pair.src, pair.dst] {
             self.open(node)?;
         }
+        self.ensure_gate()?;
+        // The pointer chase is a kernel whatever the engine: it needs peer access like SM copies.
+        let access = if op == Op::Latency {
+            Engine::Sm
+        } else {
+            engine
+        };
         for t in &transfers {
-            self.connect(*t, engine)?;
+            self.connect(*t, access)?;
         }
         let result = match op {
             Op::Latency => self.latency(id, pair, transfers[0], settings, control),
