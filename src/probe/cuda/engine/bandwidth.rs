@@ -1,0 +1,356 @@
+//! Bandwidth: warm-up, gated timed samples, verification, and the summary.
+
+use super::{Probe, Role, wait};
+use crate::cuda::driver;
+use crate::cuda::gpu::VERIFY_RESULT_OFFSET;
+use crate::cuda::kernels::{GATE_RELEASED, PatternMode};
+use crate::cuda::memory::Buffer;
+use p2ptop::probe::driver_error::DriverError;
+use p2ptop::probe::plan::Transfer;
+use p2ptop::probe::protocol::{
+    DirectionSample, DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair, Settings,
+    Verification,
+};
+use p2ptop::probe::session::{Control, Failure, Finish};
+use p2ptop::probe::stats;
+
+/// Repeat counts stay within this, whatever the calibration says.
+const MAX_REPEATS: u32 = 100_000;
+
+/// The start gate's host-mapped words: the flag, then one status per lane, a cache line apart.
+const GATE_FLAG_OFFSET: u64 = 0;
+pub(super) const GATE_STATUS_STRIDE: u64 = 128;
+
+impl Probe {
+    #[allow(clippy::too_many_arguments)] // the measurement's coordinates, its settings, its sink
+    pub(super) fn bandwidth(
+        &mut self,
+        id: u64,
+        pair: Pair,
+        op: Op,
+        engine: Engine,
+        transfers: &[Transfer],
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure> {
+        let bytes = settings.buffer_mib << 20;
+        let mut copies = Vec::new();
+        for (lane, t) in transfers.iter().enumerate() {
+            copies.push(Flow {
+                transfer: *t,
+                lane,
+                src: self.buffer(t.src, Role::Source, bytes)?,
+                dst: self.buffer(t.dst, Role::Destination, bytes)?,
+                bytes,
+            });
+        }
+        let repeats = self.calibrate(&copies, engine, settings)?;
+        let mut per_direction: Vec<Vec<f64>> = vec![Vec::new(); copies.len()];
+        let mut verification = Verification::default();
+        let (mut accepted, mut rejected) = (0u32, 0u32);
+        while accepted < settings.samples {
+            if control.stop_requested() {
+                return Ok(Finish::Stopped);
+            }
+            let seed = self.take_seed();
+            let Some(directions) = self.sample(&copies, engine, repeats, seed, settings)? else {
+                rejected += 1;
+                if rejected > settings.samples {
+                    return Err(Failure::new(
+                        FailureKind::GateTimeout,
+                        format!(
+                            "{rejected} samples' start gates timed out after {} ms: the host \
+                             could not queue the work in time, so no sample can be trusted",
+                            settings.gate_timeout_ms
+                        ),
+                    ));
+                }
+                continue;
+            };
+            let checked = self.verify(&copies, seed, settings)?;
+            verification.merge(checked);
+            for (values, d) in per_direction.iter_mut().zip(&directions) {
+                values.push(d.gbps);
+            }
+            control.emit(Event::Sample {
+                id,
+                pair,
+                op,
+                engine,
+                index: accepted,
+                directions,
+                verification: checked,
+            });
+            accepted += 1;
+        }
+        let directions: Vec<DirectionSummary> = copies
+            .iter()
+            .zip(&per_direction)
+            .filter_map(|(c, values)| {
+                let s = stats::summarize(values)?;
+                Some(DirectionSummary {
+                    src: c.transfer.src,
+                    dst: c.transfer.dst,
+                    executor: c.transfer.executor,
+                    median_gbps: s.median,
+                    min_gbps: s.min,
+                    max_gbps: s.max,
+                    cv: s.cv,
+                })
+            })
+            .collect();
+        control.emit(Event::Result {
+            id,
+            pair,
+            op,
+            engine,
+            buffer_mib: settings.buffer_mib,
+            repeats,
+            samples: accepted,
+            rejected_samples: rejected,
+            total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
+            directions,
+            verification,
+        });
+        Ok(Finish::Complete)
+    }
+
+    /// Runs the warm-up copies and picks the repeat count that makes one sample last at least
+    /// `min_sample_ms` in the fastest direction.
+    fn calibrate(
+        &self,
+        copies: &[Flow],
+        engine: Engine,
+        settings: &Settings,
+    ) -> Result<u32, Failure> {
+        let mut fastest_ms = f64::INFINITY;
+        for c in copies {
+            let gpu = self.gpu(c.transfer.executor);
+            let lane = &gpu.lanes[c.lane];
+            gpu.make_current()?;
+            for _ in 0..settings.warmup.max(1) {
+                driver::record(lane.start, lane.stream)?;
+                self.issue_copy(c, engine, 1, settings)?;
+                driver::record(lane.end, lane.stream)?;
+            }
+        }
+        for c in copies {
+            let gpu = self.gpu(c.transfer.executor);
+            let lane = &gpu.lanes[c.lane];
+            wait(gpu, lane.end, settings, "a warm-up copy", c.transfer)?;
+            fastest_ms = fastest_ms.min(driver::elapsed_ms(lane.start, lane.end)? as f64);
+        }
+        let repeats = (settings.min_sample_ms / fastest_ms.max(1e-3)).ceil();
+        Ok((repeats as u32).clamp(1, MAX_REPEATS))
+    }
+
+    /// One timed sample of every copy at once; `None` when a start gate timed out.
+    fn sample(
+        &mut self,
+        copies: &[Flow],
+        engine: Engine,
+        repeats: u32,
+        seed: u32,
+        settings: &Settings,
+    ) -> Result<Option<Vec<DirectionSample>>, Failure> {
+        for c in copies {
+            let gpu = self.gpu(c.transfer.executor);
+            gpu.make_current()?;
+            let shape = gpu.shape(settings.block_size, settings.blocks_per_sm);
+            // SAFETY: the source buffer holds `bytes` bytes, 256-byte aligned.
+            unsafe {
+                gpu.kernels.pattern(
+                    gpu.lanes[c.lane].stream,
+                    shape,
+                    c.src,
+                    c.bytes,
+                    seed,
+                    PatternMode::Fill,
+                    0,
+                )?
+            };
+        }
+        self.reset_gate(copies.len());
+        let gate = self.gate_address();
+        let timeout_ns = settings.gate_timeout_ms * 1_000_000;
+        for c in copies {
+            let gpu = self.gpu(c.transfer.executor);
+            let lane = &gpu.lanes[c.lane];
+            gpu.make_current()?;
+            // SAFETY: flag and status words lie inside the host-mapped gate block.
+            unsafe {
+                gpu.kernels.gate(
+                    lane.stream,
+                    gate + GATE_FLAG_OFFSET,
+                    gate + gate_status_offset(c.lane),
+                    timeout_ns,
+                )?
+            };
+            driver::record(lane.start, lane.stream)?;
+            self.issue_copy(c, engine, repeats, settings)?;
+            driver::record(lane.end, lane.stream)?;
+        }
+        self.write_gate_word(GATE_FLAG_OFFSET, 1);
+        let mut directions = Vec::new();
+        for c in copies {
+            let gpu = self.gpu(c.transfer.executor);
+            let lane = &gpu.lanes[c.lane];
+            wait(gpu, lane.end, settings, "a timed copy", c.transfer)?;
+            let seconds = driver::elapsed_ms(lane.start, lane.end)? as f64 / 1e3;
+            let moved = c.bytes * repeats as u64;
+            directions.push(DirectionSample {
+                src: c.transfer.src,
+                dst: c.transfer.dst,
+                executor: c.transfer.executor,
+                bytes: moved,
+                seconds,
+                gbps: moved as f64 / seconds / 1e9,
+            });
+        }
+        let released = copies
+            .iter()
+            .all(|c| self.read_gate_word(gate_status_offset(c.lane)) == GATE_RELEASED);
+        Ok(released.then_some(directions))
+    }
+
+    /// Checks every destination against the pattern of `seed`.
+    fn verify(
+        &self,
+        copies: &[Flow],
+        seed: u32,
+        settings: &Settings,
+    ) -> Result<Verification, Failure> {
+        let mut total = Verification::default();
+        for c in copies {
+            let gpu = self.gpu(c.transfer.executor);
+            let lane = &gpu.lanes[c.lane];
+            gpu.make_current()?;
+            let result = gpu.scratch + VERIFY_RESULT_OFFSET;
+            // SAFETY: the scratch block holds 32 bytes; the destination holds `bytes` bytes.
+            unsafe {
+                driver::copy_to_device(result, &[0, u64::MAX])?;
+                gpu.kernels.pattern(
+                    lane.stream,
+                    gpu.shape(settings.block_size, settings.blocks_per_sm),
+                    c.dst,
+                    c.bytes,
+                    seed,
+                    PatternMode::Verify,
+                    result,
+                )?;
+            }
+            driver::record(lane.fence, lane.stream)?;
+            wait(gpu, lane.fence, settings, "verification", c.transfer)?;
+            let mut found = [0u64; 2];
+            // SAFETY: reads the 16-byte verify result inside the scratch block.
+            unsafe { driver::copy_from_device(&mut found, result)? };
+            total.merge(Verification {
+                mismatched_bytes: found[0],
+                first_bad_offset: (found[0] > 0).then_some(found[1]),
+            });
+        }
+        Ok(total)
+    }
+
+    /// Queues `repeats` passes of one copy on its lane, with the SM kernel or the copy engines.
+    fn issue_copy(
+        &self,
+        c: &Flow,
+        engine: Engine,
+        repeats: u32,
+        settings: &Settings,
+    ) -> Result<(), DriverError> {
+        let gpu = self.gpu(c.transfer.executor);
+        let stream = gpu.lanes[c.lane].stream;
+        match engine {
+            // SAFETY: both buffers hold `bytes` bytes, 256-byte aligned, reachable by this GPU
+            // (peer access was enabled by `connect`, host memory is mapped).
+            Engine::Sm => unsafe {
+                gpu.kernels.copy(
+                    stream,
+                    gpu.shape(settings.block_size, settings.blocks_per_sm),
+                    c.dst,
+                    c.src,
+                    c.bytes,
+                    repeats,
+                )
+            },
+            Engine::Ce => {
+                let peer = match (c.transfer.src, c.transfer.dst) {
+                    (Node::Gpu(a), Node::Gpu(b)) if a != b => Some((self.gpu(a), self.gpu(b))),
+                    _ => None,
+                };
+                for _ in 0..repeats {
+                    // SAFETY: as above; the contexts own the ranges they are named with.
+                    unsafe {
+                        match peer {
+                            Some((src, dst)) => driver::copy_peer_async(
+                                c.dst,
+                                dst.context,
+                                c.src,
+                                src.context,
+                                c.bytes as usize,
+                                stream,
+                            )?,
+                            None => driver::copy_async(c.dst, c.src, c.bytes as usize, stream)?,
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the gate and clears the statuses of `lanes` lanes.
+    fn reset_gate(&self, lanes: usize) {
+        self.write_gate_word(GATE_FLAG_OFFSET, 0);
+        for lane in 0..lanes {
+            self.write_gate_word(gate_status_offset(lane), 0);
+        }
+    }
+
+    fn write_gate_word(&self, offset: u64, value: u32) {
+        let word = self.gate_word(offset);
+        // SAFETY: inside the pinned gate block; volatile because a running kernel reads it.
+        unsafe { word.write_volatile(value) };
+    }
+
+    fn read_gate_word(&self, offset: u64) -> u32 {
+        // SAFETY: inside the pinned gate block; volatile because a kernel wrote it.
+        unsafe { self.gate_word(offset).read_volatile() }
+    }
+
+    fn gate_block(&self) -> &Buffer {
+        // `measure` makes the gate before anything runs.
+        self.gate
+            .as_ref()
+            .expect("the gate exists once a GPU is open")
+    }
+
+    /// The gate block's device address.
+    fn gate_address(&self) -> u64 {
+        self.gate_block().ptr
+    }
+
+    fn gate_word(&self, offset: u64) -> *mut u32 {
+        let host = self
+            .gate_block()
+            .host_ptr()
+            .expect("the gate block is host memory");
+        // SAFETY: every offset used is below the block's size (see `ensure_gate`).
+        unsafe { (host as *mut u8).add(offset as usize) as *mut u32 }
+    }
+}
+
+/// One direction ready to run: its plan, lane, and buffer addresses.
+struct Flow {
+    transfer: Transfer,
+    lane: usize,
+    src: u64,
+    dst: u64,
+    bytes: u64,
+}
+
+fn gate_status_offset(lane: usize) -> u64 {
+    GATE_STATUS_STRIDE * (lane as u64 + 1)
+}
