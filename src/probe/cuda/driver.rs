@@ -94,6 +94,13 @@ unsafe extern "C" {
     ) -> i32;
 }
 
+/// Runs a driver call that answers through one out-pointer, starting from `initial`.
+fn out<T>(call: &'static str, initial: T, query: impl FnOnce(&mut T) -> i32) -> Result<T> {
+    let mut value = initial;
+    check(call, query(&mut value))?;
+    Ok(value)
+}
+
 /// Turns a driver status into a result that names the call.
 pub fn check(call: &'static str, code: i32) -> Result<()> {
     if code == 0 {
@@ -110,26 +117,24 @@ pub fn init() -> Result<()> {
 
 /// The newest CUDA version the driver supports, as 1000 * major + 10 * minor.
 pub fn driver_version() -> Result<i32> {
-    let mut version = 0;
-    // SAFETY: the out-pointer is a valid local.
-    check("cuDriverGetVersion", unsafe {
-        cuDriverGetVersion(&mut version)
-    })?;
-    Ok(version)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuDriverGetVersion", 0, |version| unsafe {
+        cuDriverGetVersion(version)
+    })
 }
 
 pub fn device_count() -> Result<i32> {
-    let mut count = 0;
-    // SAFETY: the out-pointer is a valid local.
-    check("cuDeviceGetCount", unsafe { cuDeviceGetCount(&mut count) })?;
-    Ok(count)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuDeviceGetCount", 0, |count| unsafe {
+        cuDeviceGetCount(count)
+    })
 }
 
 pub fn device(ordinal: i32) -> Result<CUdevice> {
-    let mut device = 0;
-    // SAFETY: the out-pointer is a valid local.
-    check("cuDeviceGet", unsafe { cuDeviceGet(&mut device, ordinal) })?;
-    Ok(device)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuDeviceGet", 0, |device| unsafe {
+        cuDeviceGet(device, ordinal)
+    })
 }
 
 pub fn device_name(device: CUdevice) -> Result<String> {
@@ -151,30 +156,25 @@ pub fn pci_bus_id(device: CUdevice) -> Result<String> {
 }
 
 pub fn total_memory(device: CUdevice) -> Result<usize> {
-    let mut bytes = 0;
-    // SAFETY: the out-pointer is a valid local.
-    check("cuDeviceTotalMem", unsafe {
-        cuDeviceTotalMem_v2(&mut bytes, device)
-    })?;
-    Ok(bytes)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuDeviceTotalMem", 0, |bytes| unsafe {
+        cuDeviceTotalMem_v2(bytes, device)
+    })
 }
 
 pub fn attribute(device: CUdevice, attribute: CUdevice_attribute) -> Result<i32> {
-    let mut value = 0;
-    // SAFETY: the out-pointer is a valid local; `attribute` is a value of the driver's enum.
-    check("cuDeviceGetAttribute", unsafe {
-        cuDeviceGetAttribute(&mut value, attribute, device)
-    })?;
-    Ok(value)
+    // SAFETY: `out` hands the call a valid out-pointer; `attribute` is a value of the driver's enum.
+    out("cuDeviceGetAttribute", 0, |value| unsafe {
+        cuDeviceGetAttribute(value, attribute, device)
+    })
 }
 
 pub fn can_access_peer(device: CUdevice, peer: CUdevice) -> Result<bool> {
-    let mut can = 0;
-    // SAFETY: the out-pointer is a valid local.
-    check("cuDeviceCanAccessPeer", unsafe {
-        cuDeviceCanAccessPeer(&mut can, device, peer)
-    })?;
-    Ok(can != 0)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuDeviceCanAccessPeer", 0, |can| unsafe {
+        cuDeviceCanAccessPeer(can, device, peer)
+    })
+    .map(|value| value != 0)
 }
 
 pub fn p2p_attribute(
@@ -182,22 +182,20 @@ pub fn p2p_attribute(
     src: CUdevice,
     dst: CUdevice,
 ) -> Result<i32> {
-    let mut value = 0;
-    // SAFETY: the out-pointer is a valid local; `attribute` is a value of the driver's enum.
-    check("cuDeviceGetP2PAttribute", unsafe {
-        cuDeviceGetP2PAttribute(&mut value, attribute, src, dst)
-    })?;
-    Ok(value)
+    // SAFETY: `out` hands the call a valid out-pointer; `attribute` is a value of the driver's enum.
+    out("cuDeviceGetP2PAttribute", 0, |value| unsafe {
+        cuDeviceGetP2PAttribute(value, attribute, src, dst)
+    })
 }
 
 /// The device's primary context (the one the runtime API and other tools share).
 pub fn primary_context(device: CUdevice) -> Result<CUcontext> {
-    let mut context = ptr::null_mut();
-    // SAFETY: the out-pointer is a valid local.
-    check("cuDevicePrimaryCtxRetain", unsafe {
-        cuDevicePrimaryCtxRetain(&mut context, device)
-    })?;
-    Ok(context)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out(
+        "cuDevicePrimaryCtxRetain",
+        ptr::null_mut(),
+        |context| unsafe { cuDevicePrimaryCtxRetain(context, device) },
+    )
 }
 
 pub fn set_current(context: CUcontext) -> Result<()> {
@@ -252,12 +250,10 @@ pub fn load_ptx(ptx: &CStr) -> std::result::Result<CUmodule, (DriverError, Strin
 }
 
 pub fn function(module: CUmodule, name: &CStr) -> Result<CUfunction> {
-    let mut function = ptr::null_mut();
     // SAFETY: `module` came from `load_ptx`; `name` is NUL-terminated.
-    check("cuModuleGetFunction", unsafe {
-        cuModuleGetFunction(&mut function, module, name.as_ptr())
-    })?;
-    Ok(function)
+    out("cuModuleGetFunction", ptr::null_mut(), |function| unsafe {
+        cuModuleGetFunction(function, module, name.as_ptr())
+    })
 }
 
 /// Queues a 1-D launch.
@@ -294,19 +290,17 @@ pub unsafe fn launch(
 /// drops this flag, hence the direct call).
 pub fn non_blocking_stream() -> Result<CUstream> {
     const CU_STREAM_NON_BLOCKING: c_uint = 1;
-    let mut stream = ptr::null_mut();
-    // SAFETY: the out-pointer is a valid local.
-    check("cuStreamCreate", unsafe {
-        cuStreamCreate(&mut stream, CU_STREAM_NON_BLOCKING)
-    })?;
-    Ok(stream)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuStreamCreate", ptr::null_mut(), |stream| unsafe {
+        cuStreamCreate(stream, CU_STREAM_NON_BLOCKING)
+    })
 }
 
 pub fn event() -> Result<CUevent> {
-    let mut event = ptr::null_mut();
-    // SAFETY: the out-pointer is a valid local; flags 0 = timing enabled.
-    check("cuEventCreate", unsafe { cuEventCreate(&mut event, 0) })?;
-    Ok(event)
+    // SAFETY: `out` hands the call a valid out-pointer; flags 0 = timing enabled.
+    out("cuEventCreate", ptr::null_mut(), |event| unsafe {
+        cuEventCreate(event, 0)
+    })
 }
 
 pub fn record(event: CUevent, stream: CUstream) -> Result<()> {
@@ -324,19 +318,15 @@ pub fn event_done(event: CUevent) -> Result<bool> {
 }
 
 pub fn elapsed_ms(start: CUevent, end: CUevent) -> Result<f32> {
-    let mut ms = 0.0;
     // SAFETY: both events came from `event` and have completed.
-    check("cuEventElapsedTime", unsafe {
-        cuEventElapsedTime(&mut ms, start, end)
-    })?;
-    Ok(ms)
+    out("cuEventElapsedTime", 0.0, |ms| unsafe {
+        cuEventElapsedTime(ms, start, end)
+    })
 }
 
 pub fn alloc(bytes: usize) -> Result<CUdeviceptr> {
-    let mut ptr = 0;
-    // SAFETY: the out-pointer is a valid local.
-    check("cuMemAlloc", unsafe { cuMemAlloc_v2(&mut ptr, bytes) })?;
-    Ok(ptr)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuMemAlloc", 0, |ptr| unsafe { cuMemAlloc_v2(ptr, bytes) })
 }
 
 /// # Safety
@@ -350,12 +340,10 @@ pub unsafe fn free(ptr: CUdeviceptr) -> Result<()> {
 pub fn alloc_host_mapped(bytes: usize) -> Result<*mut c_void> {
     const PORTABLE_AND_DEVICEMAP: c_uint =
         cust::sys::CU_MEMHOSTALLOC_PORTABLE | cust::sys::CU_MEMHOSTALLOC_DEVICEMAP;
-    let mut ptr = ptr::null_mut();
-    // SAFETY: the out-pointer is a valid local.
-    check("cuMemHostAlloc", unsafe {
-        cuMemHostAlloc(&mut ptr, bytes, PORTABLE_AND_DEVICEMAP)
-    })?;
-    Ok(ptr)
+    // SAFETY: `out` hands the call a valid out-pointer.
+    out("cuMemHostAlloc", ptr::null_mut(), |ptr| unsafe {
+        cuMemHostAlloc(ptr, bytes, PORTABLE_AND_DEVICEMAP)
+    })
 }
 
 /// # Safety
@@ -367,12 +355,10 @@ pub unsafe fn free_host(ptr: *mut c_void) -> Result<()> {
 
 /// The device address of mapped host memory (with unified addressing, the same number).
 pub fn device_pointer_of_host(host: *mut c_void) -> Result<CUdeviceptr> {
-    let mut ptr = 0;
     // SAFETY: `host` came from `alloc_host_mapped`.
-    check("cuMemHostGetDevicePointer", unsafe {
-        cuMemHostGetDevicePointer_v2(&mut ptr, host, 0)
-    })?;
-    Ok(ptr)
+    out("cuMemHostGetDevicePointer", 0, |ptr| unsafe {
+        cuMemHostGetDevicePointer_v2(ptr, host, 0)
+    })
 }
 
 /// # Safety
