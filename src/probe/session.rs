@@ -220,6 +220,16 @@ mod tests {
         measured: Vec<(Pair, Op, Engine)>,
     }
 
+    impl Fake {
+        /// A fake that fails on `fail_on`'s pair (fatally if its flag says so).
+        fn new(fail_on: Option<(Pair, bool)>) -> Fake {
+            Fake {
+                fail_on,
+                measured: vec![],
+            }
+        }
+    }
+
     impl Measurer for Fake {
         fn measure(
             &mut self,
@@ -268,10 +278,7 @@ mod tests {
 
     #[test]
     fn one_pairs_failure_is_an_event_and_the_rest_still_run() {
-        let mut fake = Fake {
-            fail_on: Some((gpu_pair(0, 1), false)),
-            measured: vec![],
-        };
+        let mut fake = Fake::new(Some((gpu_pair(0, 1), false)));
         let (end, events) = run_lines(&mut fake, TWO_PAIRS);
         assert_eq!(end, End::Finished);
         assert_eq!(
@@ -296,10 +303,7 @@ mod tests {
 
     #[test]
     fn a_fatal_failure_ends_the_session_with_a_fatal_event() {
-        let mut fake = Fake {
-            fail_on: Some((gpu_pair(0, 1), true)),
-            measured: vec![],
-        };
+        let mut fake = Fake::new(Some((gpu_pair(0, 1), true)));
         let (end, events) = run_lines(&mut fake, TWO_PAIRS);
         assert_eq!(end, End::Fatal);
         assert_eq!(fake.measured.len(), 1);
@@ -311,10 +315,7 @@ mod tests {
 
     #[test]
     fn stop_ends_the_running_command_and_later_commands_still_run() {
-        let mut fake = Fake {
-            fail_on: None,
-            measured: vec![],
-        };
+        let mut fake = Fake::new(None);
         let input = format!(
             "{TWO_PAIRS}\n{}\n{}\n",
             r#"{"cmd":"stop"}"#,
@@ -347,10 +348,7 @@ mod tests {
 
     #[test]
     fn a_bad_line_is_reported_and_reading_goes_on() {
-        let mut fake = Fake {
-            fail_on: None,
-            measured: vec![],
-        };
+        let mut fake = Fake::new(None);
         let (end, events) = run_lines(&mut fake, &format!("{{\"cmd\":\"measur\"}}\n{TWO_PAIRS}\n"));
         assert_eq!(end, End::Finished);
         match &events[0] {
