@@ -15,6 +15,12 @@ pub struct Transfer {
     pub executor: u32,
 }
 
+impl std::fmt::Display for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} → {}", self.src, self.dst)
+    }
+}
+
 /// The transfers that measure `op` on `pair`, or why that op makes no sense there.
 pub fn transfers(pair: Pair, op: Op) -> Result<Vec<Transfer>, String> {
     if pair.src == Node::Host && pair.dst == Node::Host {

@@ -74,7 +74,8 @@ pub enum Op {
     Write,
     /// Both directions at once, each as a write; reported per direction and summed.
     Bidir,
-    /// Pointer chase: `dst` follows a chain of addresses in `src`'s memory.
+    /// Pointer chase across the path: the GPU end follows a chain of addresses in the other
+    /// end's memory (`dst` in `src`'s for two GPUs; a GPU in its own for a device-local pair).
     Latency,
 }
 
@@ -126,6 +127,37 @@ impl Default for Settings {
             sample_timeout_ms: 10_000,
             latency_steps: 100_000,
         }
+    }
+}
+
+/// The largest buffer accepted: far beyond any GPU today, small enough that sizes never overflow.
+const MAX_BUFFER_MIB: u64 = 1 << 20;
+
+impl Settings {
+    /// Refuses settings that cannot work, before anything is allocated or launched.
+    pub fn check(&self) -> Result<(), String> {
+        let problem = if !(1..=MAX_BUFFER_MIB).contains(&self.buffer_mib) {
+            format!("buffer_mib must be from 1 to {MAX_BUFFER_MIB} (1 TiB)")
+        } else if self.samples == 0 {
+            "samples must be at least 1".into()
+        } else if !(32..=1024).contains(&self.block_size) || !self.block_size.is_multiple_of(32) {
+            "block_size must be a multiple of 32 from 32 to 1024".into()
+        } else if !(1..=32).contains(&self.blocks_per_sm) {
+            "blocks_per_sm must be from 1 to 32".into()
+        } else if !(self.min_sample_ms.is_finite() && self.min_sample_ms > 0.0) {
+            "min_sample_ms must be a positive number".into()
+        } else if self.gate_timeout_ms == 0 {
+            "gate_timeout_ms must be at least 1".into()
+        } else if (self.sample_timeout_ms as f64) < 4.0 * self.min_sample_ms {
+            "sample_timeout_ms must be at least 4 × min_sample_ms, or healthy samples would be \
+             declared hung"
+                .into()
+        } else if self.latency_steps == 0 {
+            "latency_steps must be at least 1".into()
+        } else {
+            return Ok(());
+        };
+        Err(problem)
     }
 }
 
@@ -371,6 +403,91 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("bufer_mib"), "{err}");
+    }
+
+    #[test]
+    fn the_default_settings_pass_their_own_check() {
+        assert_eq!(Settings::default().check(), Ok(()));
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_the_field_named() {
+        let cases = [
+            (
+                Settings {
+                    buffer_mib: 0,
+                    ..Settings::default()
+                },
+                "buffer_mib",
+            ),
+            (
+                Settings {
+                    buffer_mib: u64::MAX,
+                    ..Settings::default()
+                },
+                "buffer_mib",
+            ),
+            (
+                Settings {
+                    samples: 0,
+                    ..Settings::default()
+                },
+                "samples",
+            ),
+            (
+                Settings {
+                    block_size: 100,
+                    ..Settings::default()
+                },
+                "block_size",
+            ),
+            (
+                Settings {
+                    block_size: 2048,
+                    ..Settings::default()
+                },
+                "block_size",
+            ),
+            (
+                Settings {
+                    blocks_per_sm: 0,
+                    ..Settings::default()
+                },
+                "blocks_per_sm",
+            ),
+            (
+                Settings {
+                    min_sample_ms: f64::NAN,
+                    ..Settings::default()
+                },
+                "min_sample_ms",
+            ),
+            (
+                Settings {
+                    gate_timeout_ms: 0,
+                    ..Settings::default()
+                },
+                "gate_timeout_ms",
+            ),
+            (
+                Settings {
+                    sample_timeout_ms: 20,
+                    ..Settings::default()
+                },
+                "sample_timeout_ms",
+            ),
+            (
+                Settings {
+                    latency_steps: 0,
+                    ..Settings::default()
+                },
+                "latency_steps",
+            ),
+        ];
+        for (settings, field) in cases {
+            let err = settings.check().unwrap_err();
+            assert!(err.starts_with(field), "{field}: {err}");
+        }
     }
 
     #[test]

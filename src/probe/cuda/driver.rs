@@ -15,7 +15,7 @@ use cust::sys::{
     CUfunction, CUjit_option, CUmodule, CUstream,
 };
 use p2ptop::probe::driver_error::{DriverError, NOT_READY};
-use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
+use std::ffi::{CStr, c_char, c_int, c_uchar, c_uint, c_void};
 use std::ptr;
 
 pub type Result<T> = std::result::Result<T, DriverError>;
@@ -84,6 +84,7 @@ unsafe extern "C" {
     fn cuMemcpyHtoD_v2(dst: CUdeviceptr, src: *const c_void, bytes: usize) -> i32;
     fn cuMemcpyDtoH_v2(dst: *mut c_void, src: CUdeviceptr, bytes: usize) -> i32;
     fn cuMemcpyAsync(dst: CUdeviceptr, src: CUdeviceptr, bytes: usize, stream: CUstream) -> i32;
+    fn cuMemsetD8Async(dst: CUdeviceptr, value: c_uchar, count: usize, stream: CUstream) -> i32;
     fn cuMemcpyPeerAsync(
         dst: CUdeviceptr,
         dst_context: CUcontext,
@@ -384,6 +385,22 @@ pub unsafe fn copy_from_device(dst: &mut [u64], src: CUdeviceptr) -> Result<()> 
             src,
             std::mem::size_of_val(dst),
         )
+    })
+}
+
+/// Queues setting `count` bytes at `dst` to `value` on `stream`, in order with its other work.
+///
+/// # Safety
+/// `dst` is valid device-visible memory of `count` bytes.
+pub unsafe fn set_bytes_async(
+    dst: CUdeviceptr,
+    value: u8,
+    count: usize,
+    stream: CUstream,
+) -> Result<()> {
+    // SAFETY: the caller vouches for the range.
+    check("cuMemsetD8Async", unsafe {
+        cuMemsetD8Async(dst, value, count, stream)
     })
 }
 

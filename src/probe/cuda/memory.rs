@@ -70,7 +70,10 @@ impl Buffer {
             Home::Device(context) => {
                 driver::set_current(context)?;
                 // SAFETY: device allocation of `self.bytes` >= the words' size.
-                unsafe { driver::copy_to_device(self.ptr, words) }
+                unsafe { driver::copy_to_device(self.ptr, words)? };
+                // A copy from pageable memory may still be in flight when the call returns, and
+                // the probe's non-blocking streams do not wait for it: finish it here.
+                driver::synchronize_current()
             }
         }
     }

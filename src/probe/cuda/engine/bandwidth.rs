@@ -2,7 +2,7 @@
 
 use super::{Probe, Role, wait};
 use crate::cuda::driver;
-use crate::cuda::gpu::VERIFY_RESULT_OFFSET;
+use crate::cuda::gpu::{Gpu, VERIFY_RESULT_OFFSET};
 use crate::cuda::kernels::{GATE_RELEASED, PatternMode};
 use crate::cuda::memory::Buffer;
 use p2ptop::probe::driver_error::DriverError;
@@ -13,9 +13,14 @@ use p2ptop::probe::protocol::{
 };
 use p2ptop::probe::session::{Control, Failure, Finish};
 use p2ptop::probe::stats;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Repeat counts stay within this, whatever the calibration says.
-const MAX_REPEATS: u32 = 100_000;
+/// Repeat counts stay within these, whatever the calibration says. The kernel repeats inside one
+/// launch; the copy engines need one queued copy per repeat, all held behind the gate, and a
+/// stream's queue holds only so many before enqueueing blocks the host (which would then miss
+/// the gate), so their samples may be shorter than `min_sample_ms` on small buffers.
+const MAX_KERNEL_REPEATS: u32 = 100_000;
+const MAX_COPY_ENGINE_REPEATS: u32 = 128;
 
 /// The start gate's host-mapped words: the flag, then one status per lane, a cache line apart.
 const GATE_FLAG_OFFSET: u64 = 0;
@@ -137,11 +142,20 @@ impl Probe {
         for c in copies {
             let gpu = self.gpu(c.transfer.executor);
             let lane = &gpu.lanes[c.lane];
-            wait(gpu, lane.end, settings, "a warm-up copy", c.transfer)?;
+            wait(
+                gpu,
+                lane.end,
+                settings,
+                &format!("a warm-up copy {}", c.transfer),
+            )?;
             fastest_ms = fastest_ms.min(driver::elapsed_ms(lane.start, lane.end)? as f64);
         }
         let repeats = (settings.min_sample_ms / fastest_ms.max(1e-3)).ceil();
-        Ok((repeats as u32).clamp(1, MAX_REPEATS))
+        let most = match engine {
+            Engine::Sm => MAX_KERNEL_REPEATS,
+            Engine::Ce => MAX_COPY_ENGINE_REPEATS,
+        };
+        Ok((repeats as u32).clamp(1, most))
     }
 
     /// One timed sample of every copy at once; `None` when a start gate timed out.
@@ -154,21 +168,8 @@ impl Probe {
         settings: &Settings,
     ) -> Result<Option<Vec<DirectionSample>>, Failure> {
         for c in copies {
-            let gpu = self.gpu(c.transfer.executor);
-            gpu.make_current()?;
-            let shape = gpu.shape(settings.block_size, settings.blocks_per_sm);
-            // SAFETY: the source buffer holds `bytes` bytes, 256-byte aligned.
-            unsafe {
-                gpu.kernels.pattern(
-                    gpu.lanes[c.lane].stream,
-                    shape,
-                    c.src,
-                    c.bytes,
-                    seed,
-                    PatternMode::Fill,
-                    0,
-                )?
-            };
+            let owner = self.owner(c.transfer.src, c.transfer.executor);
+            self.run_pattern(owner, c, c.src, seed, PatternMode::Fill, settings)?;
         }
         self.reset_gate(copies.len());
         let gate = self.gate_address();
@@ -190,12 +191,17 @@ impl Probe {
             self.issue_copy(c, engine, repeats, settings)?;
             driver::record(lane.end, lane.stream)?;
         }
-        self.write_gate_word(GATE_FLAG_OFFSET, 1);
+        self.open_gate();
         let mut directions = Vec::new();
         for c in copies {
             let gpu = self.gpu(c.transfer.executor);
             let lane = &gpu.lanes[c.lane];
-            wait(gpu, lane.end, settings, "a timed copy", c.transfer)?;
+            wait(
+                gpu,
+                lane.end,
+                settings,
+                &format!("a timed copy {}", c.transfer),
+            )?;
             let seconds = driver::elapsed_ms(lane.start, lane.end)? as f64 / 1e3;
             let moved = c.bytes * repeats as u64;
             directions.push(DirectionSample {
@@ -222,34 +228,72 @@ impl Probe {
     ) -> Result<Verification, Failure> {
         let mut total = Verification::default();
         for c in copies {
-            let gpu = self.gpu(c.transfer.executor);
-            let lane = &gpu.lanes[c.lane];
-            gpu.make_current()?;
-            let result = gpu.scratch + VERIFY_RESULT_OFFSET;
-            // SAFETY: the scratch block holds 32 bytes; the destination holds `bytes` bytes.
-            unsafe {
-                driver::copy_to_device(result, &[0, u64::MAX])?;
-                gpu.kernels.pattern(
-                    lane.stream,
-                    gpu.shape(settings.block_size, settings.blocks_per_sm),
-                    c.dst,
-                    c.bytes,
-                    seed,
-                    PatternMode::Verify,
-                    result,
-                )?;
-            }
-            driver::record(lane.fence, lane.stream)?;
-            wait(gpu, lane.fence, settings, "verification", c.transfer)?;
+            let owner = self.owner(c.transfer.dst, c.transfer.executor);
+            self.run_pattern(owner, c, c.dst, seed, PatternMode::Verify, settings)?;
             let mut found = [0u64; 2];
-            // SAFETY: reads the 16-byte verify result inside the scratch block.
-            unsafe { driver::copy_from_device(&mut found, result)? };
+            // SAFETY: reads the 16-byte verify result inside the scratch block; the kernel that
+            // wrote it has finished (`run_pattern` waits).
+            unsafe { driver::copy_from_device(&mut found, owner.scratch + VERIFY_RESULT_OFFSET)? };
             total.merge(Verification {
                 mismatched_bytes: found[0],
                 first_bad_offset: (found[0] > 0).then_some(found[1]),
             });
         }
         Ok(total)
+    }
+
+    /// The GPU that fills or checks `node`'s buffer: the node itself, so no peer access is
+    /// needed (the copy engines copy between GPUs without it), or the executor for the host.
+    fn owner(&self, node: Node, executor: u32) -> &Gpu {
+        match node {
+            Node::Gpu(ordinal) => self.gpu(ordinal),
+            Node::Host => self.gpu(executor),
+        }
+    }
+
+    /// Fills or verifies `buf` (one of flow `c`'s buffers) on `gpu`, and waits for it. Verify
+    /// leaves its result in `gpu`'s scratch block.
+    fn run_pattern(
+        &self,
+        gpu: &Gpu,
+        c: &Flow,
+        buf: u64,
+        seed: u32,
+        mode: PatternMode,
+        settings: &Settings,
+    ) -> Result<(), Failure> {
+        let lane = &gpu.lanes[c.lane];
+        gpu.make_current()?;
+        let result = gpu.scratch + VERIFY_RESULT_OFFSET;
+        // SAFETY: `buf` holds `c.bytes` bytes, 256-byte aligned, on `gpu` or mapped host memory;
+        // the scratch block holds the verify result {mismatched bytes, first bad offset}, set to
+        // {0, u64::MAX} on the same stream first.
+        unsafe {
+            if let PatternMode::Verify = mode {
+                driver::set_bytes_async(result, 0x00, 8, lane.stream)?;
+                driver::set_bytes_async(result + 8, 0xFF, 8, lane.stream)?;
+            }
+            gpu.kernels.pattern(
+                lane.stream,
+                gpu.shape(settings.block_size, settings.blocks_per_sm),
+                buf,
+                c.bytes,
+                seed,
+                mode,
+                result,
+            )?;
+        }
+        driver::record(lane.fence, lane.stream)?;
+        let what = match mode {
+            PatternMode::Fill => "filling the source",
+            PatternMode::Verify => "verification",
+        };
+        wait(
+            gpu,
+            lane.fence,
+            settings,
+            &format!("{what} of {}", c.transfer),
+        )
     }
 
     /// Queues `repeats` passes of one copy on its lane, with the SM kernel or the copy engines.
@@ -301,6 +345,11 @@ impl Probe {
         }
     }
 
+    /// Lets every gate kernel waiting on the flag go.
+    pub(super) fn open_gate(&self) {
+        self.write_gate_word(GATE_FLAG_OFFSET, 1);
+    }
+
     /// Closes the gate and clears the statuses of `lanes` lanes.
     fn reset_gate(&self, lanes: usize) {
         self.write_gate_word(GATE_FLAG_OFFSET, 0);
@@ -310,14 +359,12 @@ impl Probe {
     }
 
     fn write_gate_word(&self, offset: u64, value: u32) {
-        let word = self.gate_word(offset);
-        // SAFETY: inside the pinned gate block; volatile because a running kernel reads it.
-        unsafe { word.write_volatile(value) };
+        // Release: everything queued before opening the gate is in the driver's hands first.
+        self.gate_word(offset).store(value, Ordering::Release);
     }
 
     fn read_gate_word(&self, offset: u64) -> u32 {
-        // SAFETY: inside the pinned gate block; volatile because a kernel wrote it.
-        unsafe { self.gate_word(offset).read_volatile() }
+        self.gate_word(offset).load(Ordering::Acquire)
     }
 
     fn gate_block(&self) -> &Buffer {
@@ -332,13 +379,17 @@ impl Probe {
         self.gate_block().ptr
     }
 
-    fn gate_word(&self, offset: u64) -> *mut u32 {
+    /// A word of the gate block, seen from the host. Kernels read and write the same memory
+    /// with volatile (system-scope) accesses; the host side is atomic.
+    fn gate_word(&self, offset: u64) -> &AtomicU32 {
         let host = self
             .gate_block()
             .host_ptr()
             .expect("the gate block is host memory");
-        // SAFETY: every offset used is below the block's size (see `ensure_gate`).
-        unsafe { (host as *mut u8).add(offset as usize) as *mut u32 }
+        // SAFETY: every offset used is a multiple of 4 below the block's size (see
+        // `ensure_gate`), the pinned block lives as long as `self`, and the host touches these
+        // words only through this atomic view.
+        unsafe { AtomicU32::from_ptr((host as *mut u8).add(offset as usize) as *mut u32) }
     }
 }
 

@@ -5,7 +5,7 @@ use crate::cuda::driver;
 use crate::cuda::gpu::CHASE_RESULT_OFFSET;
 use p2ptop::probe::chain::Chain;
 use p2ptop::probe::plan::Transfer;
-use p2ptop::probe::protocol::{Event, Pair, Settings};
+use p2ptop::probe::protocol::{Event, Node, Pair, Settings};
 use p2ptop::probe::session::{Control, Failure, Finish};
 
 /// The latency chain spans at most this much memory (more than any GPU's L2 cache), one slot per
@@ -24,10 +24,17 @@ impl Probe {
     ) -> Result<Finish, Failure> {
         let bytes = settings.buffer_mib << 20;
         let region = bytes.min(CHASE_REGION_BYTES);
-        let base = self.buffer(t.src, Role::Source, bytes)?;
+        // The chain lives at the far end from the GPU that follows it, so the chase crosses the
+        // path being measured (host → GPU and GPU → host alike); device-local, in its own memory.
+        let far = if t.src == Node::Gpu(t.executor) {
+            t.dst
+        } else {
+            t.src
+        };
+        let base = self.buffer(far, Role::Source, bytes)?;
         let seed = self.take_seed();
         let chain = Chain::new(base, region, CHASE_STRIDE, seed as u64);
-        self.buffers[&(t.src, Role::Source)].write_words(&chain.words)?;
+        self.buffers[&(far, Role::Source)].write_words(&chain.words)?;
         let gpu = self.gpu(t.executor);
         let lane = &gpu.lanes[0];
         gpu.make_current()?;
@@ -37,7 +44,7 @@ impl Probe {
             // SAFETY: the chain starts at `base` and stays inside the region; `out` is scratch.
             unsafe { gpu.kernels.chase(lane.stream, chain.start, steps, out)? };
             driver::record(lane.fence, lane.stream)?;
-            wait(gpu, lane.fence, settings, "the pointer chase", t)?;
+            wait(gpu, lane.fence, settings, &format!("the pointer chase {t}"))?;
         }
         let mut found = [0u64; 2];
         // SAFETY: reads the 16-byte chase result inside the scratch block.

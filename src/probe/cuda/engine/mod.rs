@@ -116,8 +116,10 @@ impl Probe {
         Ok(())
     }
 
-    /// Makes sure the executor can reach the other GPU's memory, as the engine requires.
-    fn connect(&mut self, t: Transfer, engine: Engine) -> Result<(), Failure> {
+    /// Enables peer access across a GPU pair where CUDA allows it. `required` when the
+    /// executor runs a kernel on the other GPU's memory (SM copies, the pointer chase); the copy
+    /// engines do without it, staging through host memory.
+    fn connect(&mut self, t: Transfer, required: bool) -> Result<(), Failure> {
         let other = match (t.src, t.dst) {
             (Node::Gpu(a), Node::Gpu(b)) if a != b => {
                 if a == t.executor {
@@ -128,27 +130,37 @@ impl Probe {
             }
             _ => return Ok(()),
         };
-        let (executor_device, other_device) = (self.gpu(t.executor).device, self.gpu(other).device);
-        if !driver::can_access_peer(executor_device, other_device)? {
-            return match engine {
-                // Without peer access the copy engines still copy, staged through host memory.
-                Engine::Ce => Ok(()),
-                Engine::Sm => Err(Failure::new(
-                    FailureKind::Unsupported,
-                    format!(
-                        "GPU{} cannot access GPU{other}'s memory (cuDeviceCanAccessPeer = 0), so \
-                         the SM kernel cannot run across this pair; the copy engines (engine ce) \
-                         can still copy, staged through host memory",
-                        t.executor
-                    ),
-                )),
-            };
+        if self.can_access(t.executor, other)? {
+            self.enable_peer(t.executor, other)?;
+        } else if required {
+            return Err(Failure::new(
+                FailureKind::Unsupported,
+                format!(
+                    "GPU{} cannot access GPU{other}'s memory (cuDeviceCanAccessPeer = 0), so no \
+                     kernel can run across this pair; the copy engines (engine ce) can still \
+                     copy, staged through host memory",
+                    t.executor
+                ),
+            ));
         }
-        for (from, to) in [(t.executor, other), (other, t.executor)] {
-            if self.peers_enabled.insert((from, to)) {
-                self.gpu(from).make_current()?;
-                driver::enable_peer_access(self.gpu(to).context)?;
-            }
+        // The way back only helps (copy engines may use either side's mapping).
+        if self.can_access(other, t.executor)? {
+            self.enable_peer(other, t.executor)?;
+        }
+        Ok(())
+    }
+
+    fn can_access(&self, from: u32, to: u32) -> Result<bool, Failure> {
+        let (from, to) = (self.gpu(from).device, self.gpu(to).device);
+        Ok(driver::can_access_peer(from, to)?)
+    }
+
+    /// Lets GPU `from` access GPU `to`'s memory, once.
+    fn enable_peer(&mut self, from: u32, to: u32) -> Result<(), Failure> {
+        if !self.peers_enabled.contains(&(from, to)) {
+            self.gpu(from).make_current()?;
+            driver::enable_peer_access(self.gpu(to).context)?;
+            self.peers_enabled.insert((from, to));
         }
         Ok(())
     }
@@ -184,21 +196,23 @@ impl Probe {
         self.next_seed
     }
 
-    /// After a failure: if any open GPU's context now reports an error, the failure is fatal.
-    fn judge_health(&self, mut failure: Failure) -> Failure {
+    /// After a failure: lets whatever was queued drain (opening the gate, so nothing waits on
+    /// it), and if any open GPU then reports an error or does not finish, the failure is fatal.
+    fn judge_health(&self, mut failure: Failure, settings: &Settings) -> Failure {
         if failure.fatal {
             return failure;
         }
+        if self.gate.is_some() {
+            self.open_gate();
+        }
         for gpu in self.gpus.values() {
-            let health = gpu
-                .make_current()
-                .and_then(|()| driver::synchronize_current());
-            if let Err(err) = health {
+            if let Err(health) = drain(gpu, settings) {
                 failure.fatal = true;
                 failure.message = format!(
-                    "{}; afterwards GPU{} reports {err}, so the probe cannot go on",
-                    failure.message, gpu.ordinal
+                    "{}; afterwards: {}, so the probe cannot go on",
+                    failure.message, health.message
                 );
+                failure.cuda_error = failure.cuda_error.or(health.cuda_error);
                 break;
             }
         }
@@ -217,7 +231,9 @@ impl Measurer for Probe {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        validate(settings)?;
+        settings
+            .check()
+            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         let transfers =
             plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         for node in [pair.src, pair.dst] {
@@ -225,20 +241,27 @@ impl Measurer for Probe {
         }
         self.ensure_gate()?;
         // The pointer chase is a kernel whatever the engine: it needs peer access like SM copies.
-        let access = if op == Op::Latency {
-            Engine::Sm
-        } else {
-            engine
-        };
+        let kernel_across = op == Op::Latency || engine == Engine::Sm;
         for t in &transfers {
-            self.connect(*t, access)?;
+            self.connect(*t, kernel_across)?;
         }
         let result = match op {
             Op::Latency => self.latency(id, pair, transfers[0], settings, control),
             _ => self.bandwidth(id, pair, op, engine, &transfers, settings, control),
         };
-        result.map_err(|failure| self.judge_health(failure))
+        result.map_err(|failure| self.judge_health(failure, settings))
     }
+}
+
+/// Waits, with the sample deadline, for everything queued on `gpu`'s lanes, then asks the
+/// context for a sticky error.
+fn drain(gpu: &Gpu, settings: &Settings) -> Result<(), Failure> {
+    gpu.make_current()?;
+    for lane in &gpu.lanes {
+        driver::record(lane.fence, lane.stream)?;
+        wait(gpu, lane.fence, settings, "work queued before the failure")?;
+    }
+    Ok(driver::synchronize_current()?)
 }
 
 /// Waits for `event` on `gpu` until the sample timeout; past it the work is declared hung.
@@ -247,7 +270,6 @@ fn wait(
     event: cust::sys::CUevent,
     settings: &Settings,
     what: &str,
-    t: Transfer,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_millis(settings.sample_timeout_ms);
     while !driver::event_done(event)? {
@@ -255,9 +277,9 @@ fn wait(
             return Err(Failure {
                 kind: FailureKind::Hung,
                 message: format!(
-                    "{what} of {} → {} on GPU{} did not finish within {} ms: the path or the GPU \
-                     is hung; the probe exits, restart it without this pair",
-                    t.src, t.dst, gpu.ordinal, settings.sample_timeout_ms
+                    "{what} on GPU{} did not finish within {} ms: the path or the GPU is hung; \
+                     the probe exits, restart it without this pair",
+                    gpu.ordinal, settings.sample_timeout_ms
                 ),
                 cuda_error: None,
                 fatal: true,
@@ -267,31 +289,6 @@ fn wait(
         std::thread::sleep(Duration::from_micros(200));
     }
     Ok(())
-}
-
-/// Refuses settings that cannot work, before anything is allocated or launched.
-fn validate(s: &Settings) -> Result<(), Failure> {
-    let problem = if s.buffer_mib == 0 {
-        Some("buffer_mib must be at least 1")
-    } else if s.samples == 0 {
-        Some("samples must be at least 1")
-    } else if !(32..=1024).contains(&s.block_size) || !s.block_size.is_multiple_of(32) {
-        Some("block_size must be a multiple of 32 from 32 to 1024")
-    } else if s.blocks_per_sm == 0 || s.blocks_per_sm > 32 {
-        Some("blocks_per_sm must be from 1 to 32")
-    } else if !(s.min_sample_ms.is_finite() && s.min_sample_ms > 0.0) {
-        Some("min_sample_ms must be a positive number")
-    } else if s.gate_timeout_ms == 0 || s.sample_timeout_ms == 0 {
-        Some("gate_timeout_ms and sample_timeout_ms must be at least 1")
-    } else if s.latency_steps == 0 {
-        Some("latency_steps must be at least 1")
-    } else {
-        None
-    };
-    match problem {
-        Some(message) => Err(Failure::new(FailureKind::Invalid, message)),
-        None => Ok(()),
-    }
 }
 
 /// CUDA's view of peer access between every ordered pair of GPUs.
