@@ -34,7 +34,8 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Missing(path) => write!(
                 f,
-                "the probe binary {} is missing; install p2ptop-probe next to p2ptop",
+                "the probe binary {} is missing; build both binaries (cargo build --release) or \
+                 install p2ptop-probe next to p2ptop",
                 path.display()
             ),
             StartError::NoDriver(detail) => write!(
