@@ -140,15 +140,8 @@ impl Probe {
             }
         }
         for c in copies {
-            let gpu = self.gpu(c.transfer.executor);
-            let lane = &gpu.lanes[c.lane];
-            wait(
-                gpu,
-                lane.end,
-                settings,
-                &format!("a warm-up copy {}", c.transfer),
-            )?;
-            fastest_ms = fastest_ms.min(driver::elapsed_ms(lane.start, lane.end)? as f64);
+            let seconds = self.timed_seconds(c, settings, "a warm-up copy")?;
+            fastest_ms = fastest_ms.min(seconds * 1e3);
         }
         let repeats = (settings.min_sample_ms / fastest_ms.max(1e-3)).ceil();
         let most = match engine {
@@ -194,15 +187,7 @@ impl Probe {
         self.open_gate();
         let mut directions = Vec::new();
         for c in copies {
-            let gpu = self.gpu(c.transfer.executor);
-            let lane = &gpu.lanes[c.lane];
-            wait(
-                gpu,
-                lane.end,
-                settings,
-                &format!("a timed copy {}", c.transfer),
-            )?;
-            let seconds = driver::elapsed_ms(lane.start, lane.end)? as f64 / 1e3;
+            let seconds = self.timed_seconds(c, settings, "a timed copy")?;
             let moved = c.bytes * repeats as u64;
             directions.push(DirectionSample {
                 src: c.transfer.src,
@@ -217,6 +202,14 @@ impl Probe {
             .iter()
             .all(|c| self.read_gate_word(gate_status_offset(c.lane)) == GATE_RELEASED);
         Ok(released.then_some(directions))
+    }
+
+    /// Waits for the work between flow `c`'s start and end events and returns how long it took.
+    fn timed_seconds(&self, c: &Flow, settings: &Settings, what: &str) -> Result<f64, Failure> {
+        let gpu = self.gpu(c.transfer.executor);
+        let lane = &gpu.lanes[c.lane];
+        wait(gpu, lane.end, settings, &format!("{what} {}", c.transfer))?;
+        Ok(driver::elapsed_ms(lane.start, lane.end)? as f64 / 1e3)
     }
 
     /// Checks every destination against the pattern of `seed`.
