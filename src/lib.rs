@@ -5,4 +5,5 @@
 //! `ptx/` for the kernels.
 
 pub mod exit;
+pub mod model;
 pub mod probe;
