@@ -7,3 +7,4 @@
 pub mod exit;
 pub mod model;
 pub mod probe;
+pub mod sim;

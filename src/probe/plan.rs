@@ -5,7 +5,7 @@
 //! runs no kernel, so on a path with the host at one end the GPU end does the work for every op:
 //! host → GPU is always a GPU read, GPU → host always a GPU write.
 
-use super::protocol::{Node, Op, Pair};
+use super::protocol::{Engine, Node, Op, Pair, Settings};
 
 /// One direction of a measurement: bytes from `src` to `dst`, moved by GPU `executor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,24 @@ fn one_way(pair: Pair, preferred: Node, other: Node) -> Transfer {
         dst: pair.dst,
         executor,
     }
+}
+
+/// Repeat counts stay within these, whatever the calibration says. The kernel repeats inside one
+/// launch; the copy engines need one queued copy per repeat, all held behind the gate, and a
+/// stream's queue holds only so many before enqueueing blocks the host (which would then miss
+/// the gate), so their samples may be shorter than `min_sample_ms` on small buffers.
+pub const MAX_KERNEL_REPEATS: u32 = 100_000;
+pub const MAX_COPY_ENGINE_REPEATS: u32 = 128;
+
+/// How many passes over the buffer one sample makes so that it lasts at least
+/// `min_sample_ms`, given how long one pass took.
+pub fn repeats(settings: &Settings, one_pass_ms: f64, engine: Engine) -> u32 {
+    let repeats = (settings.min_sample_ms / one_pass_ms.max(1e-3)).ceil();
+    let most = match engine {
+        Engine::Sm => MAX_KERNEL_REPEATS,
+        Engine::Ce => MAX_COPY_ENGINE_REPEATS,
+    };
+    (repeats as u32).clamp(1, most)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::cuda::gpu::{Gpu, VERIFY_RESULT_OFFSET};
 use crate::cuda::kernels::{GATE_RELEASED, PatternMode};
 use crate::cuda::memory::Buffer;
 use p2ptop::probe::driver_error::DriverError;
-use p2ptop::probe::plan::Transfer;
+use p2ptop::probe::plan::{self, Transfer};
 use p2ptop::probe::protocol::{
     DirectionSample, DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair, Settings,
     Verification,
@@ -14,13 +14,6 @@ use p2ptop::probe::protocol::{
 use p2ptop::probe::session::{Control, Failure, Finish};
 use p2ptop::probe::stats;
 use std::sync::atomic::{AtomicU32, Ordering};
-
-/// Repeat counts stay within these, whatever the calibration says. The kernel repeats inside one
-/// launch; the copy engines need one queued copy per repeat, all held behind the gate, and a
-/// stream's queue holds only so many before enqueueing blocks the host (which would then miss
-/// the gate), so their samples may be shorter than `min_sample_ms` on small buffers.
-const MAX_KERNEL_REPEATS: u32 = 100_000;
-const MAX_COPY_ENGINE_REPEATS: u32 = 128;
 
 /// The start gate's host-mapped words: the flag, then one status per lane, a cache line apart.
 const GATE_FLAG_OFFSET: u64 = 0;
@@ -143,12 +136,7 @@ impl Probe {
             let seconds = self.timed_seconds(c, settings, "a warm-up copy")?;
             fastest_ms = fastest_ms.min(seconds * 1e3);
         }
-        let repeats = (settings.min_sample_ms / fastest_ms.max(1e-3)).ceil();
-        let most = match engine {
-            Engine::Sm => MAX_KERNEL_REPEATS,
-            Engine::Ce => MAX_COPY_ENGINE_REPEATS,
-        };
-        Ok((repeats as u32).clamp(1, most))
+        Ok(plan::repeats(settings, fastest_ms, engine))
     }
 
     /// One timed sample of every copy at once; `None` when a start gate timed out.

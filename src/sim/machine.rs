@@ -1,0 +1,475 @@
+//! A machine file resolved into GPUs with their place in the PCIe tree, NVLinks and faults, and
+//! the topology NVML would report for it.
+
+use super::spec::{Fault, GpuSpec, ModelSpec, Spec, parse_pcie};
+use crate::model::line_rate;
+use crate::model::topology::{
+    Gpu, Host, Iommu, LinkType, NvLink, NvLinkRemote, P2pCaps, P2pStatus, PairLink, PcieLink,
+    Topology,
+};
+use crate::probe::protocol::Node;
+
+/// A fan that has stopped leaves this much of a board's cooling (passive flow through the case).
+const FAILED_FAN_COOLING_SHARE: f64 = 0.4;
+
+/// Where one NVLink of a simulated GPU ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinkEnd {
+    Gpu(u32),
+    Switch,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimLink {
+    pub active: bool,
+    pub end: LinkEnd,
+}
+
+/// One simulated GPU with its faults applied.
+#[derive(Clone, Debug)]
+pub struct SimGpu {
+    pub index: u32,
+    pub model: ModelSpec,
+    pub bus_id: String,
+    pub socket: u32,
+    /// The root port above the GPU (its index in `Machine::roots`).
+    pub root: usize,
+    /// Switches from the GPU upwards (indices in `Machine::switches`), nearest first.
+    pub switches: Vec<usize>,
+    pub pcie_max: (u32, u32),
+    /// Generation and width the link trained at (below the maximum under a fault).
+    pub pcie_trained: (u32, u32),
+    pub cooling_c_per_w: f64,
+    pub power_limit_w: f64,
+    pub fan_failed: bool,
+    pub links: Vec<SimLink>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimRoot {
+    pub name: String,
+    pub socket: u32,
+    pub gbps: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimSwitch {
+    pub name: String,
+    pub uplink_gbps: f64,
+}
+
+/// A simulated machine, ready to measure.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub name: String,
+    pub spec: Spec,
+    pub gpus: Vec<SimGpu>,
+    pub roots: Vec<SimRoot>,
+    pub switches: Vec<SimSwitch>,
+    pub socket_link_gbps: Option<f64>,
+    pub corrupt: Vec<(Node, Node)>,
+    pub hang: Vec<(Node, Node)>,
+}
+
+impl Machine {
+    /// Resolves a full machine description (a preset, or a file with its preset merged in).
+    pub fn build(spec: Spec) -> Result<Machine, String> {
+        let host = spec
+            .host
+            .as_ref()
+            .ok_or("the machine has no [host] table")?;
+        if spec.gpus.is_empty() {
+            return Err("the machine has no GPUs: add [[gpus]] entries".into());
+        }
+        if host.sockets == 0 || host.cpus < host.sockets {
+            return Err("[host] needs at least one socket and one CPU per socket".into());
+        }
+        if host.sockets > 1 && host.socket_link_gbps.is_none() {
+            return Err("[host] socket_link_gbps is needed with more than one socket".into());
+        }
+        let roots: Vec<SimRoot> = spec
+            .roots
+            .iter()
+            .map(|(name, r)| SimRoot {
+                name: name.clone(),
+                socket: r.socket,
+                gbps: r.gbps,
+            })
+            .collect();
+        if let Some(r) = roots.iter().find(|r| r.socket >= host.sockets) {
+            return Err(format!(
+                "root port {:?} is on socket {} but the host has {} socket(s)",
+                r.name, r.socket, host.sockets
+            ));
+        }
+        let switches = spec
+            .switches
+            .iter()
+            .map(|(name, s)| {
+                let (generation, width) =
+                    parse_pcie(&s.pcie).map_err(|e| format!("switch {name:?}: {e}"))?;
+                Ok(SimSwitch {
+                    name: name.clone(),
+                    uplink_gbps: pcie_gbps(generation, width)?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut gpus = Vec::new();
+        for (index, g) in spec.gpus.iter().enumerate() {
+            gpus.push(resolve_gpu(&spec, index as u32, g, &roots, &switches)?);
+        }
+        add_nvlinks(&spec, &mut gpus)?;
+        let mut machine = Machine {
+            name: spec.name.clone(),
+            socket_link_gbps: host.socket_link_gbps,
+            spec: spec.clone(),
+            gpus,
+            roots,
+            switches,
+            corrupt: Vec::new(),
+            hang: Vec::new(),
+        };
+        for fault in &spec.faults {
+            machine.apply(fault)?;
+        }
+        Ok(machine)
+    }
+
+    fn apply(&mut self, fault: &Fault) -> Result<(), String> {
+        match fault {
+            Fault::PcieDowngraded {
+                gpu,
+                generation,
+                width,
+            } => {
+                let g = self.gpu_mut(*gpu)?;
+                let (max_gen, max_width) = g.pcie_max;
+                if *generation > max_gen || *width > max_width || *width == 0 || *generation == 0 {
+                    return Err(format!(
+                        "pcie_downgraded on GPU{gpu}: {generation}.0 x{width} is not below its \
+                         maximum {max_gen}.0 x{max_width}"
+                    ));
+                }
+                g.pcie_trained = (*generation, *width);
+            }
+            Fault::NvlinkDown { gpu, link } => {
+                let peer = {
+                    let g = self.gpu_mut(*gpu)?;
+                    let l = g
+                        .links
+                        .get_mut(*link as usize)
+                        .ok_or_else(|| format!("nvlink_down: GPU{gpu} has no NVLink {link}"))?;
+                    l.active = false;
+                    l.end.clone()
+                };
+                // A bridge link is down at both ends.
+                if let LinkEnd::Gpu(peer) = peer {
+                    let me = LinkEnd::Gpu(*gpu);
+                    if let Some(l) = self
+                        .gpu_mut(peer)?
+                        .links
+                        .iter_mut()
+                        .find(|l| l.active && l.end == me)
+                    {
+                        l.active = false;
+                    }
+                }
+            }
+            Fault::Corrupt { src, dst } => {
+                let pair = (self.node(src)?, self.node(dst)?);
+                self.corrupt.push(pair);
+            }
+            Fault::Hang { src, dst } => {
+                let pair = (self.node(src)?, self.node(dst)?);
+                self.hang.push(pair);
+            }
+            Fault::FanFailed { gpu } => {
+                let g = self.gpu_mut(*gpu)?;
+                g.fan_failed = true;
+                g.cooling_c_per_w /= FAILED_FAN_COOLING_SHARE;
+            }
+            Fault::PowerCap { gpu, watts } => {
+                let g = self.gpu_mut(*gpu)?;
+                if *watts <= g.model.idle_power_w {
+                    return Err(format!(
+                        "power_cap on GPU{gpu}: {watts} W is below the GPU's idle power"
+                    ));
+                }
+                g.power_limit_w = watts.min(g.power_limit_w);
+            }
+        }
+        Ok(())
+    }
+
+    fn gpu_mut(&mut self, index: u32) -> Result<&mut SimGpu, String> {
+        let count = self.gpus.len();
+        self.gpus
+            .get_mut(index as usize)
+            .ok_or_else(|| format!("there is no GPU{index}: the machine has {count} GPU(s)"))
+    }
+
+    /// "host" or a GPU index, as machine files name the ends of a pair.
+    pub fn node(&self, text: &str) -> Result<Node, String> {
+        if text == "host" {
+            return Ok(Node::Host);
+        }
+        match text.parse::<u32>() {
+            Ok(i) if (i as usize) < self.gpus.len() => Ok(Node::Gpu(i)),
+            _ => Err(format!(
+                "{text:?} is not \"host\" or a GPU index below {}",
+                self.gpus.len()
+            )),
+        }
+    }
+
+    /// Active NVLinks joining `a` and `b` (through a bridge or a switch fabric).
+    pub fn nvlinks_between(&self, a: u32, b: u32) -> u32 {
+        let (ga, gb) = (&self.gpus[a as usize], &self.gpus[b as usize]);
+        let direct = ga
+            .links
+            .iter()
+            .filter(|l| l.active && l.end == LinkEnd::Gpu(b))
+            .count();
+        if direct > 0 {
+            return direct as u32;
+        }
+        let switched = |g: &SimGpu| {
+            g.links
+                .iter()
+                .filter(|l| l.active && l.end == LinkEnd::Switch)
+                .count() as u32
+        };
+        switched(ga).min(switched(gb))
+    }
+
+    /// The PCIe part of how `a` and `b` are joined, ignoring NVLink.
+    pub fn pcie_link_type(&self, a: u32, b: u32) -> LinkType {
+        let (ga, gb) = (&self.gpus[a as usize], &self.gpus[b as usize]);
+        if let Some(common) = ga.switches.iter().find(|s| gb.switches.contains(s)) {
+            let both_below =
+                ga.switches.first() == Some(common) && gb.switches.first() == Some(common);
+            return if both_below {
+                LinkType::Pix
+            } else {
+                LinkType::Pxb
+            };
+        }
+        if ga.root == gb.root {
+            LinkType::Phb
+        } else if ga.socket == gb.socket {
+            LinkType::Node
+        } else {
+            LinkType::Sys
+        }
+    }
+
+    pub fn link_type(&self, a: u32, b: u32) -> LinkType {
+        if a == b {
+            return LinkType::SelfLink;
+        }
+        match self.nvlinks_between(a, b) {
+            0 => self.pcie_link_type(a, b),
+            n => LinkType::NvLink(n),
+        }
+    }
+
+    /// Whether `a` can access `b`'s memory, as `nvidia-smi topo -p2p` would say.
+    pub fn p2p(&self, a: u32, b: u32) -> P2pCaps {
+        if self.nvlinks_between(a, b) > 0 {
+            return P2pCaps::all(P2pStatus::Ok);
+        }
+        let pcie = if !self.gpus[a as usize].model.pcie_p2p || !self.gpus[b as usize].model.pcie_p2p
+        {
+            P2pStatus::Gns
+        } else if self.pcie_link_type(a, b) == LinkType::Sys && !self.host().cross_socket_p2p {
+            P2pStatus::Cns
+        } else {
+            P2pStatus::Ok
+        };
+        P2pCaps {
+            read: pcie,
+            write: pcie,
+            nvlink: P2pStatus::Ns,
+            // Native atomics between GPUs need NVLink on these machines.
+            atomics: if pcie.is_ok() { P2pStatus::Ns } else { pcie },
+        }
+    }
+
+    pub fn host(&self) -> &super::spec::HostSpec {
+        // `build` refuses a spec without a host, so every Machine has one.
+        self.spec.host.as_ref().expect("a built machine has a host")
+    }
+
+    /// What NVML would report for this machine.
+    pub fn topology(&self) -> Topology {
+        let host = self.host();
+        let gpus: Vec<Gpu> = self.gpus.iter().map(|g| self.nvml_gpu(g)).collect();
+        let mut pairs = Vec::new();
+        for a in 0..gpus.len() as u32 {
+            for b in a + 1..gpus.len() as u32 {
+                let link = self.link_type(a, b);
+                pairs.push(PairLink {
+                    a,
+                    b,
+                    link,
+                    p2p: self.p2p(a, b),
+                    p2p_back: self.p2p(b, a),
+                    line_rate: line_rate::between(&gpus[a as usize], &gpus[b as usize], link),
+                });
+            }
+        }
+        Topology {
+            host: Host {
+                hostname: Some(host.hostname.clone()),
+                cpu_model: Some(host.cpu_model.clone()),
+                sockets: Some(host.sockets),
+                numa_nodes: Some(host.sockets),
+                kernel: Some(host.kernel.clone()),
+                driver_version: Some(host.driver_version.clone()),
+                cuda_version: Some(host.cuda_version.clone()),
+                iommu: match host.iommu.as_str() {
+                    "off" => Some(Iommu::Off),
+                    "passthrough" => Some(Iommu::Passthrough),
+                    "translated" => Some(Iommu::Translated),
+                    _ => None,
+                },
+            },
+            gpus,
+            pairs,
+        }
+    }
+
+    fn nvml_gpu(&self, g: &SimGpu) -> Gpu {
+        let host = self.host();
+        let per_socket = host.cpus / host.sockets;
+        let first_cpu = g.socket * per_socket;
+        Gpu {
+            index: g.index,
+            cuda_ordinal: Some(g.index),
+            name: g.model.name.clone(),
+            uuid: format!("GPU-5153494d-0000-4000-8000-{:012x}", g.index),
+            pci_bus_id: g.bus_id.clone(),
+            architecture: Some(g.model.architecture.clone()),
+            memory_mib: Some(g.model.memory_gib * 1024),
+            power_limit_w: Some(g.power_limit_w),
+            cpu_affinity: Some(format!("{first_cpu}-{}", first_cpu + per_socket - 1)),
+            numa_node: Some(g.socket),
+            pcie: PcieLink {
+                gen_now: Some(g.pcie_trained.0),
+                width_now: Some(g.pcie_trained.1),
+                gen_max: Some(g.pcie_max.0),
+                width_max: Some(g.pcie_max.1),
+            },
+            nvlinks: g
+                .links
+                .iter()
+                .enumerate()
+                .map(|(i, l)| NvLink {
+                    link: i as u32,
+                    active: l.active,
+                    version: g.model.nvlink_version.clone(),
+                    speed_gbps: g.model.nvlink_link_gbps,
+                    remote: match l.end {
+                        LinkEnd::Gpu(peer) => {
+                            NvLinkRemote::Gpu(self.gpus[peer as usize].bus_id.clone())
+                        }
+                        LinkEnd::Switch => NvLinkRemote::Switch,
+                    },
+                })
+                .collect(),
+            bar1_mib: Some(g.model.bar1_mib),
+            memory_peak_gbps: Some(g.model.memory_peak_gbps),
+        }
+    }
+}
+
+fn pcie_gbps(generation: u32, width: u32) -> Result<f64, String> {
+    line_rate::pcie_lane_gbps(generation)
+        .map(|lane| lane * f64::from(width))
+        .ok_or_else(|| format!("PCIe generation {generation} is not one of 1 to 6"))
+}
+
+fn resolve_gpu(
+    spec: &Spec,
+    index: u32,
+    g: &GpuSpec,
+    roots: &[SimRoot],
+    switches: &[SimSwitch],
+) -> Result<SimGpu, String> {
+    let model = spec.models.get(&g.model).ok_or_else(|| {
+        format!(
+            "GPU{index} uses model {:?}, which [models] does not define",
+            g.model
+        )
+    })?;
+    let pcie_max = parse_pcie(&model.pcie).map_err(|e| format!("model {:?}: {e}", g.model))?;
+    pcie_gbps(pcie_max.0, pcie_max.1)?;
+    // Walk up from the slot through switches to a root port.
+    let mut chain = Vec::new();
+    let mut at = g.attach.clone();
+    let root = loop {
+        if let Some(r) = roots.iter().position(|r| r.name == at) {
+            break r;
+        }
+        let s = switches.iter().position(|s| s.name == at).ok_or_else(|| {
+            format!("GPU{index} hangs off {at:?}, which is neither a root port nor a switch")
+        })?;
+        if chain.contains(&s) {
+            return Err(format!("switch {at:?} is its own ancestor"));
+        }
+        chain.push(s);
+        at = spec.switches[&switches[s].name].up.clone();
+    };
+    Ok(SimGpu {
+        index,
+        model: model.clone(),
+        // Bus ids spread like a server's slots; unique per GPU.
+        bus_id: format!("0000:{:02x}:00.0", 0x18 + index * 0x10),
+        socket: roots[root].socket,
+        root,
+        switches: chain,
+        pcie_max,
+        pcie_trained: pcie_max,
+        cooling_c_per_w: g.cooling_c_per_w.unwrap_or(model.cooling_c_per_w),
+        power_limit_w: model.power_limit_w,
+        fan_failed: false,
+        links: Vec::new(),
+    })
+}
+
+fn add_nvlinks(spec: &Spec, gpus: &mut [SimGpu]) -> Result<(), String> {
+    let count = gpus.len() as u32;
+    for &[a, b, links] in &spec.nvlink.bridges {
+        if a >= count || b >= count || a == b || links == 0 {
+            return Err(format!(
+                "NVLink bridge [{a}, {b}, {links}] needs two different GPUs below {count} and at least one link"
+            ));
+        }
+        for (me, peer) in [(a, b), (b, a)] {
+            for _ in 0..links {
+                gpus[me as usize].links.push(SimLink {
+                    active: true,
+                    end: LinkEnd::Gpu(peer),
+                });
+            }
+        }
+    }
+    if let Some(links) = spec.nvlink.nvswitch_links {
+        for g in gpus.iter_mut() {
+            g.links.extend((0..links).map(|_| SimLink {
+                active: true,
+                end: LinkEnd::Switch,
+            }));
+        }
+    }
+    if let Some(g) = gpus
+        .iter()
+        .find(|g| !g.links.is_empty() && g.model.nvlink_link_gbps.is_none())
+    {
+        return Err(format!(
+            "GPU{} has NVLinks but its model gives no nvlink_link_gbps",
+            g.index
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The file format of a simulated machine (TOML or JSON; the presets are such files).
+//!
+//! A machine is a host with sockets and PCIe root ports, optional PCIe switches below them, GPUs
+//! of a few models attached to a root port or a switch, NVLink bridges or an NVSwitch fabric,
+//! calibration figures with their sources, and faults to inject. The schema is documented in
+//! `docs/SIMULATOR.md`; unknown keys are errors, so a typo never passes silently.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Short name, shown as "SIMULATED: <name>".
+    pub name: String,
+    /// One line for `--sim list`.
+    pub summary: String,
+    /// Where the numbers in this file come from.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Start from a preset (its GPUs, links and figures) and add this file's faults to it.
+    #[serde(default)]
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub host: Option<HostSpec>,
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelSpec>,
+    #[serde(default)]
+    pub roots: BTreeMap<String, RootSpec>,
+    #[serde(default)]
+    pub switches: BTreeMap<String, SwitchSpec>,
+    #[serde(default)]
+    pub gpus: Vec<GpuSpec>,
+    #[serde(default)]
+    pub nvlink: NvLinkSpec,
+    /// Published figures this machine reproduces (checked by the tests).
+    #[serde(default)]
+    pub reference: Vec<ReferenceFigure>,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    pub hostname: String,
+    pub cpu_model: String,
+    /// Logical CPUs, split evenly over the sockets for the affinity columns.
+    pub cpus: u32,
+    pub sockets: u32,
+    pub kernel: String,
+    pub driver_version: String,
+    pub cuda_version: String,
+    /// "off", "passthrough" or "translated".
+    pub iommu: String,
+    /// Air temperature at the GPUs' intakes.
+    pub ambient_c: f64,
+    /// Per direction, between two sockets (UPI/xGMI as P2P traffic sees it).
+    #[serde(default)]
+    pub socket_link_gbps: Option<f64>,
+    /// Whether GPUs on different sockets may use peer access (many chipsets say no: CNS).
+    #[serde(default = "yes")]
+    pub cross_socket_p2p: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What every GPU of one model shares.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// As NVML names it, e.g. "NVIDIA GeForce RTX 3090".
+    pub name: String,
+    pub architecture: String,
+    pub memory_gib: u64,
+    pub memory_peak_gbps: f64,
+    /// The slot's link at its best, e.g. "4.0 x16".
+    pub pcie: String,
+    /// Whether the model allows peer access over PCIe (GeForce does not: GNS).
+    pub pcie_p2p: bool,
+    pub bar1_mib: u64,
+    pub power_limit_w: f64,
+    pub idle_power_w: f64,
+    /// Power while copying at full clocks.
+    pub copy_power_w: f64,
+    pub slowdown_c: f64,
+    pub shutdown_c: f64,
+    pub sm_clock_max_mhz: u32,
+    pub mem_clock_max_mhz: u32,
+    /// Whether NVML reports a fan (passively cooled SXM boards do not).
+    pub has_fan: bool,
+    /// Steady-state rise above ambient per watt, with the board's normal airflow.
+    pub cooling_c_per_w: f64,
+    /// How fast the temperature follows the power.
+    pub thermal_time_constant_s: f64,
+    #[serde(default)]
+    pub nvlink_version: Option<String>,
+    /// Per link, per direction.
+    #[serde(default)]
+    pub nvlink_link_gbps: Option<f64>,
+    /// Readings this model does not give through NVML (e.g. "pcie_counters", "power_limit").
+    #[serde(default)]
+    pub unsupported: Vec<String>,
+}
+
+/// A PCIe root port (host bridge) on a socket.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootSpec {
+    pub socket: u32,
+    /// What the root complex can carry per direction for everything below this port.
+    pub gbps: f64,
+}
+
+/// A PCIe switch, below a root port or another switch.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSpec {
+    /// The root port or switch above.
+    pub up: String,
+    /// The uplink, e.g. "4.0 x16".
+    pub pcie: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    /// A key of `models`.
+    pub model: String,
+    /// The root port or switch the GPU's slot hangs off.
+    pub attach: String,
+    /// Overrides the model's cooling, e.g. for the card whose intake a bridge or a neighbour
+    /// blocks.
+    #[serde(default)]
+    pub cooling_c_per_w: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvLinkSpec {
+    /// Bridges: `[gpu, gpu, links]`.
+    #[serde(default)]
+    pub bridges: Vec<[u32; 3]>,
+    /// Every GPU joined to an NVSwitch fabric with this many links.
+    #[serde(default)]
+    pub nvswitch_links: Option<u32>,
+}
+
+/// A published figure for one measurement on this machine.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceFigure {
+    /// "host" or a GPU index.
+    pub src: String,
+    pub dst: String,
+    /// "read", "write" or "bidir" (the sum of both directions).
+    pub op: String,
+    /// "sm" or "ce".
+    pub engine: String,
+    pub gbps: f64,
+    pub source: String,
+}
+
+/// Something wrong with the simulated machine.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The GPU's PCIe link trained below its maximum.
+    PcieDowngraded {
+        gpu: u32,
+        generation: u32,
+        width: u32,
+    },
+    /// One NVLink of a GPU is down.
+    NvlinkDown { gpu: u32, link: u32 },
+    /// Copies from `src` to `dst` deliver wrong bytes.
+    Corrupt { src: String, dst: String },
+    /// Copies from `src` to `dst` never finish.
+    Hang { src: String, dst: String },
+    /// The GPU's fan has stopped: its cooling is a fraction of normal.
+    FanFailed { gpu: u32 },
+    /// The GPU's power limit is held at this many watts.
+    PowerCap { gpu: u32, watts: f64 },
+}
+
+/// Parses "4.0 x16" (or "4 x16", "gen4 x16") into generation and width.
+pub fn parse_pcie(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("PCIe link {text:?} should look like \"4.0 x16\"");
+    let (generation, width) = text
+        .trim()
+        .split_once(char::is_whitespace)
+        .ok_or_else(bad)?;
+    let generation = generation.trim_start_matches("gen");
+    let generation = generation.strip_suffix(".0").unwrap_or(generation);
+    let generation: u32 = generation.parse().map_err(|_| bad())?;
+    let width: u32 = width
+        .trim()
+        .trim_start_matches('x')
+        .parse()
+        .map_err(|_| bad())?;
+    Ok((generation, width))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcie_links_parse_in_the_usual_spellings() {
+        assert_eq!(parse_pcie("4.0 x16"), Ok((4, 16)));
+        assert_eq!(parse_pcie("gen5 x8"), Ok((5, 8)));
+        assert!(parse_pcie("x16").unwrap_err().contains("4.0 x16"));
+    }
+
+    #[test]
+    fn faults_are_tagged_by_kind_and_typos_are_errors() {
+        let fault: Fault = toml::from_str("kind = \"power_cap\"\ngpu = 1\nwatts = 200.0").unwrap();
+        assert_eq!(
+            fault,
+            Fault::PowerCap {
+                gpu: 1,
+                watts: 200.0
+            }
+        );
+        let typo = toml::from_str::<Fault>("kind = \"power_cap\"\ngpu = 1\nwats = 200.0");
+        assert!(typo.unwrap_err().to_string().contains("wats"));
+    }
+}
