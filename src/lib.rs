@@ -4,6 +4,7 @@
 //! `p2ptop-probe` (the only one that links the CUDA driver). See `README.md` for use and
 //! `ptx/` for the kernels.
 
+pub mod app;
 pub mod exit;
 pub mod model;
 pub mod probe;

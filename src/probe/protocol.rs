@@ -58,14 +58,14 @@ impl<'de> Deserialize<'de> for Node {
 }
 
 /// A data flow: bytes move from the memory of `src` into the memory of `dst`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Pair {
     pub src: Node,
     pub dst: Node,
 }
 
 /// What to measure for a pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     /// The copy runs on `dst` and pulls from `src`'s memory.
@@ -80,7 +80,7 @@ pub enum Op {
 }
 
 /// Who moves the bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// p2ptop's PTX copy kernel, run on the streaming multiprocessors.

@@ -1,0 +1,232 @@
+//! What has been measured so far, cell by cell: the state the live view draws and the headless
+//! reports print. It is built only from [`Feed`]s, so a simulated run and a real one fill it the
+//! same way.
+
+use super::feed::Feed;
+use crate::model::telemetry::TelemetryFrame;
+use crate::model::topology::Topology;
+use crate::probe::protocol::{
+    DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair, Verification,
+};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Samples kept per cell for the history chart.
+pub const HISTORY: usize = 120;
+
+/// Where a measurement sits in the matrix: the flow (src → dst), the op and the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CellKey {
+    pub src: Node,
+    pub dst: Node,
+    pub op: Op,
+    pub engine: Engine,
+}
+
+/// A finished measurement of one cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measured {
+    /// The one direction's median, or for bidir the sum of both directions' medians.
+    pub total_gbps: f64,
+    pub directions: Vec<DirectionSummary>,
+    pub verification: Verification,
+    pub buffer_mib: u64,
+    pub repeats: u32,
+    pub samples: u32,
+    /// A GPU that took part was throttling (thermal, power, hardware slowdown) at the last
+    /// telemetry frame before the result.
+    pub throttled: bool,
+}
+
+/// Why a cell has no figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellFailure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub cuda_error: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cell {
+    pub last: Option<Measured>,
+    /// Per-sample totals, oldest first (at most [`HISTORY`]).
+    pub history: VecDeque<f64>,
+    pub failure: Option<CellFailure>,
+}
+
+impl Cell {
+    /// Coefficient of variation of the kept history (0 with fewer than two samples).
+    pub fn history_cv(&self) -> f64 {
+        let values: Vec<f64> = self.history.iter().copied().collect();
+        crate::probe::stats::summarize(&values).map_or(0.0, |s| s.cv)
+    }
+}
+
+/// Everything measured and read so far.
+#[derive(Clone, Debug)]
+pub struct Board {
+    pub topology: Topology,
+    /// The preset or file name when the machine is simulated.
+    pub simulated: Option<String>,
+    pub cells: BTreeMap<CellKey, Cell>,
+    /// Nanoseconds per access, by flow.
+    pub latency: BTreeMap<(Node, Node), f64>,
+    pub telemetry: Option<TelemetryFrame>,
+    /// GPUs (NVML index) seen throttling at any frame since the start.
+    pub throttled_ever: Vec<u32>,
+    /// Probe trouble and fatal events, newest last.
+    pub problems: Vec<String>,
+    /// Commands the probe has finished, with whether they completed.
+    pub done: BTreeMap<u64, bool>,
+}
+
+impl Board {
+    pub fn new(topology: Topology, simulated: Option<String>) -> Board {
+        Board {
+            topology,
+            simulated,
+            cells: BTreeMap::new(),
+            latency: BTreeMap::new(),
+            telemetry: None,
+            throttled_ever: Vec::new(),
+            problems: Vec::new(),
+            done: BTreeMap::new(),
+        }
+    }
+
+    pub fn apply(&mut self, feed: &Feed) {
+        match feed {
+            Feed::Probe(event) => self.apply_event(event),
+            Feed::Telemetry(frame) => {
+                for g in &frame.gpus {
+                    if g.throttle.is_some_and(|t| t.is_throttling())
+                        && !self.throttled_ever.contains(&g.gpu)
+                    {
+                        self.throttled_ever.push(g.gpu);
+                    }
+                }
+                self.telemetry = Some(frame.clone());
+            }
+            Feed::ProbeTrouble(message) => self.problems.push(message.clone()),
+        }
+    }
+
+    fn apply_event(&mut self, event: &Event) {
+        match event {
+            Event::Sample {
+                pair,
+                op,
+                engine,
+                directions,
+                ..
+            } => {
+                let cell = self.cell_mut(*pair, *op, *engine);
+                cell.history
+                    .push_back(directions.iter().map(|d| d.gbps).sum());
+                if cell.history.len() > HISTORY {
+                    cell.history.pop_front();
+                }
+            }
+            Event::Result {
+                pair,
+                op,
+                engine,
+                buffer_mib,
+                repeats,
+                samples,
+                directions,
+                total_gbps,
+                verification,
+                ..
+            } => {
+                let throttled = self.throttling_now(*pair);
+                let cell = self.cell_mut(*pair, *op, *engine);
+                cell.failure = None;
+                cell.last = Some(Measured {
+                    total_gbps: *total_gbps,
+                    directions: directions.clone(),
+                    verification: *verification,
+                    buffer_mib: *buffer_mib,
+                    repeats: *repeats,
+                    samples: *samples,
+                    throttled,
+                });
+            }
+            Event::Latency {
+                pair,
+                ns_per_access,
+                ..
+            } => {
+                self.latency.insert((pair.src, pair.dst), *ns_per_access);
+            }
+            Event::PairError {
+                pair,
+                op,
+                engine,
+                kind,
+                message,
+                cuda_error,
+                ..
+            } => {
+                self.cell_mut(*pair, *op, *engine).failure = Some(CellFailure {
+                    kind: *kind,
+                    message: message.clone(),
+                    cuda_error: *cuda_error,
+                });
+            }
+            Event::Done { id, complete } => {
+                self.done.insert(*id, *complete);
+            }
+            Event::Fatal { message, .. } => self.problems.push(format!("probe: {message}")),
+            Event::BadCommand { message } => self
+                .problems
+                .push(format!("probe refused a command: {message}")),
+            Event::Hello { .. } => {}
+        }
+    }
+
+    fn cell_mut(&mut self, pair: Pair, op: Op, engine: Engine) -> &mut Cell {
+        self.cells
+            .entry(CellKey {
+                src: pair.src,
+                dst: pair.dst,
+                op,
+                engine,
+            })
+            .or_default()
+    }
+
+    pub fn cell(&self, src: Node, dst: Node, op: Op, engine: Engine) -> Option<&Cell> {
+        self.cells.get(&CellKey {
+            src,
+            dst,
+            op,
+            engine,
+        })
+    }
+
+    /// Whether a GPU of `pair` reads as throttling in the latest frame.
+    fn throttling_now(&self, pair: Pair) -> bool {
+        let Some(frame) = &self.telemetry else {
+            return false;
+        };
+        [pair.src, pair.dst].iter().any(|node| match node {
+            Node::Gpu(g) => frame
+                .gpus
+                .iter()
+                .any(|t| t.gpu == *g && t.throttle.is_some_and(|r| r.is_throttling())),
+            Node::Host => false,
+        })
+    }
+
+    /// Every node of the matrix: the GPUs in order, then the host.
+    pub fn nodes(&self) -> Vec<Node> {
+        let mut nodes: Vec<Node> = self
+            .topology
+            .gpus
+            .iter()
+            .map(|g| Node::Gpu(g.index))
+            .collect();
+        nodes.push(Node::Host);
+        nodes
+    }
+}
