@@ -9,3 +9,4 @@ pub mod exit;
 pub mod model;
 pub mod probe;
 pub mod sim;
+pub mod source;
