@@ -5,6 +5,8 @@
 //! `ptx/` for the kernels.
 
 pub mod app;
+pub mod cli;
+pub mod commands;
 pub mod exit;
 pub mod model;
 pub mod probe;

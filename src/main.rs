@@ -1,40 +1,43 @@
 //! p2ptop: the CLI and orchestrator. It never links CUDA; the probe does the GPU work.
 
 use clap::Parser;
+use p2ptop::cli::{Action, Cli};
 use p2ptop::exit;
 use p2ptop::probe::launch::{self, Hello, StartError};
-use std::path::PathBuf;
+use p2ptop::probe::supervisor;
 use std::process::ExitCode;
-
-/// GPU peer-to-peer bandwidth probe.
-///
-/// Today p2ptop starts its probe and shows what CUDA sees: the GPUs and which pairs can reach
-/// each other's memory. Measurements run through `p2ptop-probe` (see `p2ptop-probe --help`).
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// The probe binary to run [default: p2ptop-probe next to p2ptop].
-    #[arg(long, env = "P2PTOP_PROBE", value_name = "PATH")]
-    probe: Option<PathBuf>,
-}
+use std::sync::mpsc;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let probe = args.probe.unwrap_or_else(launch::default_probe_path);
-    match launch::hello(&probe) {
-        Ok(hello) => {
+    let cli = Cli::parse();
+    if cli.machine.sim.as_deref() == Some("list") {
+        print!("{}", p2ptop::sim::list());
+        return exit::code(exit::OK);
+    }
+    let code = match cli.command {
+        Some(Action::Topo(args)) => p2ptop::commands::topo::run(&cli.machine, &args),
+        None => gpus(&cli),
+    };
+    exit::code(code)
+}
+
+/// Starts the probe and prints what CUDA sees.
+fn gpus(cli: &Cli) -> u8 {
+    let probe = cli.machine.probe.clone().unwrap_or_else(launch::default_probe_path);
+    let (feed, _events) = mpsc::channel();
+    match supervisor::start(&probe, feed) {
+        Ok((_supervisor, hello)) => {
             print!("{}", describe(&hello));
-            exit::code(exit::OK)
+            exit::OK
         }
         Err(err) => {
             eprintln!("p2ptop: {err}");
-            let code = match err {
+            match err {
                 StartError::Missing(_) | StartError::NoDriver(_) | StartError::Fatal(_) => {
                     exit::ENVIRONMENT
                 }
                 StartError::Broken(_) => exit::INTERNAL,
-            };
-            exit::code(code)
+            }
         }
     }
 }

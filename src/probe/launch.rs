@@ -2,10 +2,7 @@
 //! cannot run here.
 
 use super::protocol::{DeviceInfo, Event, PROTOCOL_VERSION, PeerInfo};
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The probe's description of the machine.
@@ -49,7 +46,7 @@ impl std::fmt::Display for StartError {
 }
 
 /// How long a probe may take to greet: driver start-up on a large machine takes seconds.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `p2ptop-probe` beside the running executable.
 pub fn default_probe_path() -> PathBuf {
@@ -57,44 +54,9 @@ pub fn default_probe_path() -> PathBuf {
     exe.with_file_name("p2ptop-probe")
 }
 
-/// Starts the probe with no commands and returns its hello.
-pub fn hello(probe: &Path) -> Result<Hello, StartError> {
-    if !probe.is_file() {
-        return Err(StartError::Missing(probe.to_path_buf()));
-    }
-    let mut child = Command::new(probe)
-        .stdin(Stdio::null()) // no commands: the probe greets and exits
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| StartError::Broken(format!("cannot start {}: {err}", probe.display())))?;
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut out, mut err) = (String::new(), String::new());
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_string(&mut out);
-        }
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_string(&mut err);
-        }
-        let _ = tx.send((out, err));
-    });
-    let Ok((out, err)) = rx.recv_timeout(HELLO_TIMEOUT) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(StartError::Broken(format!(
-            "no answer within {} s",
-            HELLO_TIMEOUT.as_secs()
-        )));
-    };
-    let _ = child.wait();
-    interpret(&out, &err)
-}
-
 /// Reads the probe's first line (and its stderr, when there is no first line).
-fn interpret(stdout: &str, stderr: &str) -> Result<Hello, StartError> {
-    let Some(first) = stdout.lines().next() else {
+pub fn interpret(first: Option<&str>, stderr: &str) -> Result<Hello, StartError> {
+    let Some(first) = first else {
         if stderr.contains("libcuda.so") {
             // The loader's line ends with the library and its reason; keep just that part.
             let line = stderr
@@ -138,7 +100,7 @@ mod tests {
     #[test]
     fn a_missing_driver_library_is_told_apart() {
         let stderr = "p2ptop-probe: error while loading shared libraries: libcuda.so.1: cannot open shared object file: No such file or directory\n";
-        let err = interpret("", stderr).unwrap_err();
+        let err = interpret(None, stderr).unwrap_err();
         assert!(matches!(err, StartError::NoDriver(_)), "{err:?}");
         assert!(err.to_string().contains("NVIDIA driver is not installed"));
     }
@@ -150,7 +112,7 @@ mod tests {
             cuda_error: Some(100),
         }
         .to_line();
-        let err = interpret(&line, "").unwrap_err();
+        let err = interpret(Some(&line), "").unwrap_err();
         assert_eq!(err.to_string(), "no usable CUDA device: cuInit failed");
     }
 
@@ -163,7 +125,7 @@ mod tests {
             peers: vec![],
         }
         .to_line();
-        let err = interpret(&line, "").unwrap_err();
+        let err = interpret(Some(&line), "").unwrap_err();
         assert!(
             err.to_string().contains("install matching binaries"),
             "{err}"
@@ -172,7 +134,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let err = interpret("{not json", "").unwrap_err();
+        let err = interpret(Some("{not json"), "").unwrap_err();
         assert!(matches!(err, StartError::Broken(_)), "{err:?}");
     }
 }

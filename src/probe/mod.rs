@@ -10,3 +10,4 @@ pub mod plan;
 pub mod protocol;
 pub mod session;
 pub mod stats;
+pub mod supervisor;

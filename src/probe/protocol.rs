@@ -267,6 +267,12 @@ pub enum FailureKind {
     Hung,
     /// Every sample's start gate timed out, so no sample could be trusted.
     GateTimeout,
+    /// The probe died while measuring this pair (reported by p2ptop's supervisor, never by the
+    /// probe itself).
+    Crashed,
+    /// Not measured: the pair hung or crashed the probe earlier, and the restarted probe runs
+    /// without it (reported by the supervisor).
+    Skipped,
 }
 
 /// A message from the probe.

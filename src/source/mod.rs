@@ -2,11 +2,13 @@
 //! delivers [`Feed`]s. The real machine (probe + NVML sampler) and a simulated one open the
 //! same kind of connection, so nothing above this module has a separate path for simulation.
 
+pub mod real;
 pub mod simulated;
 
 use crate::app::feed::Feed;
 use crate::model::topology::Topology;
 use crate::probe::protocol::Command;
+use crate::probe::supervisor::Supervisor;
 use std::sync::mpsc::{Receiver, Sender};
 
 /// How often telemetry is read unless the user says otherwise.
@@ -18,13 +20,22 @@ pub struct Connection {
     /// The preset or file name when the machine is simulated.
     pub simulated: Option<String>,
     pub feed: Receiver<Feed>,
-    commands: Sender<Command>,
+    commands: Commands,
+}
+
+/// Where commands go: the simulated probe's queue, or the real probe's supervisor.
+enum Commands {
+    Simulated(Sender<Command>),
+    Probe(Supervisor),
 }
 
 impl Connection {
     /// Sends a command to the probe. Returns false when the probe side has gone away (its
     /// reason arrives on the feed).
     pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+        match &self.commands {
+            Commands::Simulated(tx) => tx.send(command).is_ok(),
+            Commands::Probe(supervisor) => supervisor.send(command),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! loop on one thread and a sampler reads telemetry on another, both paced to the wall clock so
 //! the live view shows the simulation at the speed a real machine would run.
 
-use super::Connection;
+use super::{Commands, Connection};
 use crate::app::feed::Feed;
 use crate::probe::protocol::{Engine, Event, Op, Pair, Settings};
 use crate::probe::session::{self, Control, Failure, Finish, Measurer};
@@ -85,7 +85,7 @@ pub fn open(machine: Machine, name: &str, seed: u64, interval: Duration) -> Conn
         topology,
         simulated: Some(name.to_owned()),
         feed,
-        commands,
+        commands: Commands::Simulated(commands),
     }
 }
 

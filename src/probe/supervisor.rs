@@ -1,0 +1,543 @@
+//! Runs `p2ptop-probe` as a child and keeps measurements going whatever it does.
+//!
+//! - Each multi-pair `measure` is sent one pair at a time (same id; one `done` at the end), so
+//!   when the probe stops answering or dies, the pair it was on is known.
+//! - A probe silent for longer than the sample deadline plus a grace period is killed; its pair
+//!   is marked hung. A probe that dies is reported as crashed, with its last stderr lines.
+//! - Either way the probe restarts (with backoff) without that pair; later commands report the
+//!   pair as skipped instead of touching it again.
+//! - A line that is not an event is reported as trouble, never a panic.
+//! - The child gets SIGKILL when p2ptop dies, even by `kill -9` (PR_SET_PDEATHSIG, armed before
+//!   exec, with a parent check that closes the race with a parent already gone).
+
+use super::launch::{self, Hello, StartError};
+use super::protocol::{Command, Engine, Event, FailureKind, Op, Pair, Settings};
+use crate::app::feed::Feed;
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long the probe may stay silent beyond its own sample deadline before it is killed: the
+/// probe reports hung samples itself, so this only fires when it is stuck inside the driver.
+const GRACE: Duration = Duration::from_secs(5);
+/// Restart delays double from this, up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Restarts in a row that fail to greet before the supervisor gives up.
+const MAX_FAILED_STARTS: u32 = 5;
+/// Stderr lines kept to explain a crash.
+const STDERR_TAIL: usize = 8;
+/// How often the watchdog looks at the clock.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the supervisor thread hears: commands from p2ptop, lines and ends from a child.
+enum Msg {
+    Command(Command),
+    /// A line from the child of this generation.
+    Line(u64, String),
+    Eof(u64),
+    Quit,
+}
+
+/// The handle p2ptop keeps: commands go in here; events arrive on the feed.
+pub struct Supervisor {
+    tx: Sender<Msg>,
+}
+
+impl Supervisor {
+    pub fn send(&self, command: Command) -> bool {
+        self.tx.send(Msg::Command(command)).is_ok()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Quit);
+    }
+}
+
+/// Starts the probe, waits for its hello, and supervises it from then on.
+pub fn start(probe: &Path, feed: Sender<Feed>) -> Result<(Supervisor, Hello), StartError> {
+    if !probe.is_file() {
+        return Err(StartError::Missing(probe.to_path_buf()));
+    }
+    let (tx, rx) = mpsc::channel();
+    let (greeted_tx, greeted) = mpsc::channel();
+    let probe = probe.to_path_buf();
+    let loop_tx = tx.clone();
+    thread::spawn(move || {
+        let mut child = match Probe::spawn(&probe, 0, &loop_tx) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = greeted_tx.send(Err(e));
+                return;
+            }
+        };
+        match child.greeting(&rx, launch::HELLO_TIMEOUT) {
+            Ok(hello) => {
+                let _ = greeted_tx.send(Ok(hello));
+            }
+            Err(e) => {
+                child.kill();
+                let _ = greeted_tx.send(Err(e));
+                return;
+            }
+        }
+        // The thread that spawned the child must outlive it: PR_SET_PDEATHSIG fires when the
+        // spawning thread exits. It runs the supervision loop until p2ptop lets go.
+        Loop::new(probe, child, loop_tx, feed).run(&rx);
+    });
+    let hello = greeted
+        .recv()
+        .map_err(|_| StartError::Broken("the supervisor thread ended".into()))??;
+    Ok((Supervisor { tx }, hello))
+}
+
+/// One running child.
+struct Probe {
+    child: Child,
+    stdin: ChildStdin,
+    generation: u64,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Probe {
+    fn spawn(path: &Path, generation: u64, tx: &Sender<Msg>) -> Result<Probe, StartError> {
+        let parent = std::process::id() as libc::pid_t;
+        let mut command = std::process::Command::new(path);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // nvidia-smi and NVML number GPUs in PCI bus order; make CUDA agree.
+            .env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1); // p2ptop died before the signal was armed
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| StartError::Broken(format!("cannot start {}: {e}", path.display())))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            unreachable!("all three streams were requested as pipes");
+        };
+        let lines = tx.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(Msg::Line(generation, line)).is_err() {
+                    return;
+                }
+            }
+            let _ = lines.send(Msg::Eof(generation));
+        });
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let keep = tail.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut t = keep.lock().unwrap_or_else(|e| e.into_inner());
+                t.push_back(line);
+                if t.len() > STDERR_TAIL {
+                    t.pop_front();
+                }
+            }
+        });
+        Ok(Probe {
+            child,
+            stdin,
+            generation,
+            stderr: tail,
+        })
+    }
+
+    /// Waits for the first line and reads it as the probe's hello.
+    fn greeting(&mut self, rx: &Receiver<Msg>, timeout: Duration) -> Result<Hello, StartError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Msg::Line(g, line)) if g == self.generation => {
+                    return launch::interpret(Some(&line), "");
+                }
+                Ok(Msg::Eof(g)) if g == self.generation => {
+                    let _ = self.child.wait();
+                    // stderr may still be draining; its reader ends with the process.
+                    thread::sleep(Duration::from_millis(50));
+                    return launch::interpret(None, &self.stderr_text());
+                }
+                Ok(_) => {} // commands wait in the loop's queue; old generations are stale
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(StartError::Broken(format!(
+                        "no hello within {} s",
+                        timeout.as_secs()
+                    )));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(StartError::Broken("p2ptop is shutting down".into()));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, command: &Command) -> bool {
+        writeln!(self.stdin, "{}", command.to_line()).is_ok() && self.stdin.flush().is_ok()
+    }
+
+    fn stderr_text(&self) -> String {
+        let tail = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// How the process ended, in words (after it closed its output).
+    fn exit_text(&mut self) -> String {
+        match self.child.wait() {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("unknown status ({e})"),
+        }
+    }
+}
+
+/// One pair of a client's command, as sent to the probe.
+struct Part {
+    id: u64,
+    pair: Pair,
+    ops: Vec<Op>,
+    engines: Vec<Engine>,
+    settings: Settings,
+    /// (op, engine) that already have a result or an error.
+    answered: BTreeSet<(Op, Engine)>,
+    /// Whether this is the last part of the client's command.
+    last: bool,
+}
+
+struct Loop {
+    path: PathBuf,
+    probe: Option<Probe>,
+    generation: u64,
+    tx: Sender<Msg>,
+    feed: Sender<Feed>,
+    queue: VecDeque<Part>,
+    running: Option<Part>,
+    last_activity: Instant,
+    /// Whether every part of the client's current command completed.
+    complete: bool,
+    /// Pairs left out after they hung or crashed the probe.
+    excluded: Vec<Pair>,
+    backoff: Duration,
+    /// Restarts since the probe last finished a part; too many and the supervisor gives up.
+    failed_starts: u32,
+    gave_up: bool,
+}
+
+impl Loop {
+    fn new(path: PathBuf, probe: Probe, tx: Sender<Msg>, feed: Sender<Feed>) -> Loop {
+        Loop {
+            path,
+            probe: Some(probe),
+            generation: 0,
+            tx,
+            feed,
+            queue: VecDeque::new(),
+            running: None,
+            last_activity: Instant::now(),
+            complete: true,
+            excluded: Vec::new(),
+            backoff: FIRST_BACKOFF,
+            failed_starts: 0,
+            gave_up: false,
+        }
+    }
+
+    fn run(mut self, rx: &Receiver<Msg>) {
+        loop {
+            match rx.recv_timeout(TICK) {
+                Ok(Msg::Command(c)) => self.accept(c),
+                Ok(Msg::Line(g, line)) if g == self.generation => self.line(&line),
+                Ok(Msg::Eof(g)) if g == self.generation => self.died(),
+                Ok(Msg::Line(..) | Msg::Eof(_)) => {} // from a probe already replaced
+                Ok(Msg::Quit) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => self.watchdog(),
+            }
+            self.dispatch();
+        }
+        if let Some(mut p) = self.probe.take() {
+            p.kill();
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.feed.send(Feed::Probe(event));
+    }
+
+    fn trouble(&self, message: String) {
+        let _ = self.feed.send(Feed::ProbeTrouble(message));
+    }
+
+    /// Splits a client's command into parts, one pair each.
+    fn accept(&mut self, command: Command) {
+        if self.gave_up {
+            if let Command::Measure { id, .. } = command {
+                self.emit(Event::Done { id, complete: false });
+            }
+            return;
+        }
+        match command {
+            Command::Measure {
+                id,
+                pairs,
+                ops,
+                engines,
+                settings,
+            } => {
+                if pairs.is_empty() {
+                    self.emit(Event::Done { id, complete: true });
+                }
+                let count = pairs.len();
+                for (i, pair) in pairs.into_iter().enumerate() {
+                    self.queue.push_back(Part {
+                        id,
+                        pair,
+                        ops: ops.clone(),
+                        engines: engines.clone(),
+                        settings: settings.clone(),
+                        answered: BTreeSet::new(),
+                        last: i + 1 == count,
+                    });
+                }
+            }
+            Command::Stop => {
+                // Drop what has not started; the running part stops after its sample.
+                let dropped: Vec<u64> = self.queue.iter().filter(|p| p.last).map(|p| p.id).collect();
+                self.queue.clear();
+                if let Some(probe) = self.probe.as_mut() {
+                    probe.send(&Command::Stop);
+                }
+                for id in dropped {
+                    if self.running.as_ref().is_none_or(|r| r.id != id) {
+                        self.emit(Event::Done { id, complete: false });
+                    }
+                }
+                if let Some(running) = self.running.as_mut() {
+                    running.last = true;
+                    self.complete = false;
+                }
+            }
+        }
+    }
+
+    /// Sends the next part when the probe is idle.
+    fn dispatch(&mut self) {
+        while self.running.is_none() && self.probe.is_some() {
+            let Some(part) = self.queue.pop_front() else {
+                return;
+            };
+            if self.excluded.contains(&part.pair) {
+                self.skip(part);
+                continue;
+            }
+            let command = Command::Measure {
+                id: part.id,
+                pairs: vec![part.pair],
+                ops: part.ops.clone(),
+                engines: part.engines.clone(),
+                settings: part.settings.clone(),
+            };
+            let sent = self.probe.as_mut().is_some_and(|p| p.send(&command));
+            self.running = Some(part);
+            self.last_activity = Instant::now();
+            if !sent {
+                return; // the probe is gone; its end of output comes next
+            }
+        }
+    }
+
+    /// Reports every (op, engine) of a part that will not run.
+    fn skip(&mut self, part: Part) {
+        for &op in &part.ops {
+            for &engine in &part.engines {
+                self.emit(Event::PairError {
+                    id: part.id,
+                    pair: part.pair,
+                    op,
+                    engine,
+                    kind: FailureKind::Skipped,
+                    message: format!(
+                        "not measured: {} → {} hung or crashed the probe earlier, so the \
+                         restarted probe runs without it",
+                        part.pair.src, part.pair.dst
+                    ),
+                    cuda_error: None,
+                });
+            }
+        }
+        self.finish_part(part.id, part.last, true);
+    }
+
+    fn finish_part(&mut self, id: u64, last: bool, complete: bool) {
+        self.complete &= complete;
+        if last {
+            self.emit(Event::Done {
+                id,
+                complete: self.complete,
+            });
+            self.complete = true;
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.last_activity = Instant::now();
+        let event = match Event::from_line(line) {
+            Ok(e) => e,
+            Err(err) => {
+                let shown: String = line.chars().take(200).collect();
+                self.trouble(format!(
+                    "the probe printed a line that is not an event ({err}): {shown}"
+                ));
+                return;
+            }
+        };
+        match &event {
+            Event::Hello { .. } => return, // a restarted probe greets again
+            Event::Done { complete, .. } => {
+                if let Some(part) = self.running.take() {
+                    self.finish_part(part.id, part.last, *complete);
+                }
+                self.backoff = FIRST_BACKOFF;
+                self.failed_starts = 0;
+                return;
+            }
+            Event::Result { op, engine, .. } | Event::PairError { op, engine, .. } => {
+                if let Some(part) = self.running.as_mut() {
+                    part.answered.insert((*op, *engine));
+                }
+                if let Event::PairError {
+                    kind: FailureKind::Hung,
+                    pair,
+                    ..
+                } = &event
+                {
+                    self.excluded.push(*pair);
+                }
+            }
+            Event::Latency { .. } => {
+                if let Some(part) = self.running.as_mut() {
+                    part.answered.insert((Op::Latency, part.engines[0]));
+                }
+            }
+            _ => {}
+        }
+        self.emit(event);
+    }
+
+    /// Kills a probe that has said nothing for longer than its own deadline allows.
+    fn watchdog(&mut self) {
+        let Some(part) = &self.running else { return };
+        let limit = Duration::from_millis(part.settings.sample_timeout_ms) + GRACE;
+        if self.last_activity.elapsed() < limit {
+            return;
+        }
+        let silent = self.last_activity.elapsed().as_secs();
+        if let Some(mut p) = self.probe.take() {
+            p.kill();
+        }
+        self.lost(
+            FailureKind::Hung,
+            format!("the probe said nothing for {silent} s and was killed"),
+        );
+    }
+
+    /// The probe closed its output: it exited after a fatal event, or it crashed.
+    fn died(&mut self) {
+        let Some(mut p) = self.probe.take() else {
+            return;
+        };
+        let status = p.exit_text();
+        thread::sleep(Duration::from_millis(20)); // let stderr's reader catch the last lines
+        let stderr = p.stderr_text();
+        let why = if stderr.is_empty() {
+            format!("the probe exited ({status})")
+        } else {
+            format!("the probe exited ({status}); its last errors: {stderr}")
+        };
+        if self.running.is_some() {
+            self.lost(FailureKind::Crashed, why);
+        } else {
+            self.trouble(why);
+            self.restart();
+        }
+    }
+
+    /// The running part's probe is gone: mark what it did not answer, leave the pair out, and
+    /// restart.
+    fn lost(&mut self, kind: FailureKind, why: String) {
+        if let Some(part) = self.running.take() {
+            let hung_already = self.excluded.contains(&part.pair);
+            for &op in &part.ops {
+                for &engine in &part.engines {
+                    if part.answered.contains(&(op, engine)) || (op == Op::Latency && engine != part.engines[0]) {
+                        continue;
+                    }
+                    self.emit(Event::PairError {
+                        id: part.id,
+                        pair: part.pair,
+                        op,
+                        engine,
+                        kind: if hung_already { FailureKind::Skipped } else { kind },
+                        message: format!("{why} while measuring {} → {}", part.pair.src, part.pair.dst),
+                        cuda_error: None,
+                    });
+                }
+            }
+            if !hung_already {
+                self.excluded.push(part.pair);
+            }
+            self.finish_part(part.id, part.last, false);
+        }
+        self.trouble(format!("{why}; restarting it without that pair"));
+        self.restart();
+    }
+
+    /// Starts a new probe after the backoff; gives up after repeated failures in a row.
+    fn restart(&mut self) {
+        while self.failed_starts < MAX_FAILED_STARTS {
+            self.failed_starts += 1;
+            thread::sleep(self.backoff);
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            self.generation += 1;
+            match Probe::spawn(&self.path, self.generation, &self.tx) {
+                Ok(p) => {
+                    self.probe = Some(p);
+                    return;
+                }
+                Err(e) => self.trouble(format!("the probe could not restart: {e}")),
+            }
+        }
+        self.gave_up = true;
+        self.trouble(format!(
+            "the probe failed {MAX_FAILED_STARTS} times in a row; measurements stop here"
+        ));
+        while let Some(part) = self.queue.pop_front() {
+            self.finish_part(part.id, part.last, false);
+        }
+    }
+}
