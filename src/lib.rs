@@ -6,4 +6,5 @@
 
 pub mod exit;
 pub mod model;
+pub mod nvml;
 pub mod probe;
