@@ -5,6 +5,7 @@
 //! `ptx/` for the kernels.
 
 pub mod exit;
+pub mod host;
 pub mod model;
 pub mod nvml;
 pub mod probe;
