@@ -9,3 +9,4 @@ pub mod host;
 pub mod model;
 pub mod nvml;
 pub mod probe;
+pub mod report;
