@@ -239,9 +239,9 @@ impl NvmlSource for RealNvml {
             .device(gpu)?
             .memory_affinity(NODE_SET_WORDS, sys::NVML_AFFINITY_SCOPE_NODE)
             .map_err(no)?;
-        match nodes[0].trailing_zeros() {
-            c_ulong::BITS => Err(NoAnswer("no NUMA node near this GPU".into())),
-            node => Ok(node),
+        match nodes.first().map(|word| word.trailing_zeros()) {
+            Some(node) if node < c_ulong::BITS => Ok(node),
+            _ => Err(NoAnswer("no NUMA node near this GPU".into())),
         }
     }
 

@@ -211,6 +211,7 @@ impl RecordedNvml {
             .pass
             .get()
             .ok_or_else(|| NoAnswer("no telemetry pass begun".into()))?;
+        // `begin_sample` only ever sets an index within the list.
         Ok(&self.recording.telemetry[index])
     }
 

@@ -190,3 +190,43 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nvml::recorded::RecordedNvml;
+
+    /// One GPU, one NVLink whose 32-bit KiB counter wraps between the second and third pass.
+    const WRAPPING: &str = r#"{
+        "gpus": [{"nvlinks": [{"link": 2, "active": true}]}],
+        "telemetry": [
+            {"timestamp_us": 1000000, "gpus": [{"nvlinks": [{"link": 2, "tx_kib": {"value": 4294000000, "bits": 32}}]}]},
+            {"timestamp_us": 2000000, "gpus": [{"nvlinks": [{"link": 2, "tx_kib": {"value": 4294960000, "bits": 32}}]}]},
+            {"timestamp_us": 3000000, "gpus": [{"nvlinks": [{"link": 2, "tx_kib": {"value": 952704, "bits": 32}}]}]}
+        ]}"#;
+
+    #[test]
+    fn a_wrapping_32_bit_link_counter_keeps_its_rate() {
+        let src = RecordedNvml::from_json(WRAPPING).unwrap();
+        let mut sampler = Sampler::new(&src);
+        let rates: Vec<Option<f64>> = (0..3)
+            .map(|_| sampler.sample(&src).gpus[0].nvlinks[0].tx_gbps)
+            .collect();
+        assert_eq!(rates[0], None);
+        // 960,000 KiB per second before the wrap, and 960,000 KiB across it (2^32 - 4,294,960,000
+        // + 952,704).
+        let expected = 960_000.0 * 1024.0 / 1e9;
+        assert_eq!(rates[1], Some(expected));
+        assert_eq!(rates[2], Some(expected));
+    }
+
+    #[test]
+    fn nothing_answered_means_nothing_reported() {
+        let src =
+            RecordedNvml::from_json(r#"{"gpus": [{}], "telemetry": [{"gpus": [{}]}]}"#).unwrap();
+        let frame = Sampler::new(&src).sample(&src);
+        assert_eq!(frame.gpus.len(), 1);
+        let gpu = &frame.gpus[0];
+        assert_eq!(gpu, &GpuTelemetry::default(), "no invented readings");
+    }
+}
