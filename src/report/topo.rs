@@ -51,7 +51,7 @@ pub fn render_json(topo: &Topology, simulated: Option<&str>) -> String {
         sim_preset: simulated,
         topology: topo,
     };
-    // A Topology holds only strings, numbers, booleans and maps with string keys, which
+    // A Topology holds only strings, numbers, booleans, options and lists, which
     // serde_json always encodes.
     serde_json::to_string_pretty(&report).expect("a topology always encodes as JSON") + "\n"
 }
