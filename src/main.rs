@@ -23,7 +23,11 @@ fn main() -> ExitCode {
 
 /// Starts the probe and prints what CUDA sees.
 fn gpus(cli: &Cli) -> u8 {
-    let probe = cli.machine.probe.clone().unwrap_or_else(launch::default_probe_path);
+    let probe = cli
+        .machine
+        .probe
+        .clone()
+        .unwrap_or_else(launch::default_probe_path);
     let (feed, _events) = mpsc::channel();
     match supervisor::start(&probe, feed) {
         Ok((_supervisor, hello)) => {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-const HELLO: &str = r#"{"event":"hello","protocol":1,"cuda_driver_version":"12.4","devices":[],"peers":[]}"#;
+const HELLO: &str =
+    r#"{"event":"hello","protocol":1,"cuda_driver_version":"12.4","devices":[],"peers":[]}"#;
 
 /// A fake probe: greets, then for each command line runs `on_command` (bash, with the line in
 /// `$line` and its id in `$id`).
@@ -31,12 +32,19 @@ fn measure(id: u64, pairs: &[(u32, u32)]) -> Command {
         id,
         pairs: pairs
             .iter()
-            .map(|&(s, d)| Pair { src: Node::Gpu(s), dst: Node::Gpu(d) })
+            .map(|&(s, d)| Pair {
+                src: Node::Gpu(s),
+                dst: Node::Gpu(d),
+            })
             .collect(),
         ops: vec![Op::Write],
         engines: vec![Engine::Ce],
         // A short deadline keeps the hang test short: 200 ms + the supervisor's 5 s grace.
-        settings: Settings { min_sample_ms: 10.0, sample_timeout_ms: 200, ..Settings::default() },
+        settings: Settings {
+            min_sample_ms: 10.0,
+            sample_timeout_ms: 200,
+            ..Settings::default()
+        },
     }
 }
 
@@ -53,7 +61,10 @@ fn collect(feed: &Receiver<Feed>, done: usize) -> Vec<Feed> {
             seen.push(f);
         }
     }
-    assert_eq!(finished, done, "only {finished} of {done} commands finished: {seen:?}");
+    assert_eq!(
+        finished, done,
+        "only {finished} of {done} commands finished: {seen:?}"
+    );
     seen
 }
 
@@ -61,7 +72,13 @@ fn errors(feeds: &[Feed]) -> Vec<(u32, FailureKind)> {
     feeds
         .iter()
         .filter_map(|f| match f {
-            Feed::Probe(Event::PairError { pair: Pair { src: Node::Gpu(s), .. }, kind, .. }) => Some((*s, *kind)),
+            Feed::Probe(Event::PairError {
+                pair: Pair {
+                    src: Node::Gpu(s), ..
+                },
+                kind,
+                ..
+            }) => Some((*s, *kind)),
             _ => None,
         })
         .collect()
@@ -95,9 +112,14 @@ fn a_silent_probe_is_killed_its_pair_marked_hung_and_the_rest_measured() {
     sup.send(measure(1, &[(0, 1), (1, 0), (2, 0)]));
     sup.send(measure(2, &[(1, 0), (0, 2)]));
     let feeds = collect(&feed, 2);
-    assert_eq!(errors(&feeds), [(1, FailureKind::Hung), (1, FailureKind::Skipped)]);
+    assert_eq!(
+        errors(&feeds),
+        [(1, FailureKind::Hung), (1, FailureKind::Skipped)]
+    );
     assert_eq!(dones(&feeds), [(1, false), (2, true)]);
-    assert!(feeds.iter().any(|f| matches!(f, Feed::ProbeTrouble(m) if m.contains("killed") && m.contains("restarting"))));
+    assert!(feeds.iter().any(
+        |f| matches!(f, Feed::ProbeTrouble(m) if m.contains("killed") && m.contains("restarting"))
+    ));
 }
 
 #[test]
@@ -115,7 +137,10 @@ fn a_crashing_probe_is_reported_with_its_last_errors_and_restarted() {
             _ => None,
         })
         .unwrap();
-    assert!(message.contains("SIGSEGV") && message.contains("segfault in the driver"), "{message}");
+    assert!(
+        message.contains("SIGSEGV") && message.contains("segfault in the driver"),
+        "{message}"
+    );
     assert_eq!(dones(&feeds), [(1, false)]);
     // The restarted probe measures the next command.
     sup.send(measure(2, &[(0, 2)]));
@@ -124,7 +149,10 @@ fn a_crashing_probe_is_reported_with_its_last_errors_and_restarted() {
 
 #[test]
 fn garbage_from_the_probe_is_reported_and_measuring_goes_on() {
-    let probe = fake_failing_on_gpu1("garbage", "echo 'Segmentation fault (core dumped) {not json'");
+    let probe = fake_failing_on_gpu1(
+        "garbage",
+        "echo 'Segmentation fault (core dumped) {not json'",
+    );
     let (tx, feed) = mpsc::channel();
     let (sup, _) = supervisor::start(&probe, tx).unwrap();
     sup.send(measure(1, &[(1, 0), (0, 1)]));
@@ -136,17 +164,29 @@ fn garbage_from_the_probe_is_reported_and_measuring_goes_on() {
 #[test]
 fn a_probe_that_cannot_greet_is_a_start_error() {
     let probe = fake("mute", "true");
-    std::fs::write(&probe, "#!/bin/bash\necho 'libcuda.so.1: cannot open shared object file' >&2\nexit 127\n").unwrap();
+    std::fs::write(
+        &probe,
+        "#!/bin/bash\necho 'libcuda.so.1: cannot open shared object file' >&2\nexit 127\n",
+    )
+    .unwrap();
     let (tx, _feed) = mpsc::channel();
     let err = supervisor::start(&probe, tx).err().unwrap();
     assert!(matches!(err, StartError::NoDriver(_)), "{err:?}");
-    let missing = supervisor::start(&PathBuf::from("/nonexistent/p2ptop-probe"), mpsc::channel().0).err().unwrap();
+    let missing = supervisor::start(
+        &PathBuf::from("/nonexistent/p2ptop-probe"),
+        mpsc::channel().0,
+    )
+    .err()
+    .unwrap();
     assert!(matches!(missing, StartError::Missing(_)));
 }
 
 #[test]
 fn stop_drops_the_queue_and_finishes_every_command() {
-    let probe = fake("slow", "sleep 0.3; echo \"{\\\"event\\\":\\\"done\\\",\\\"id\\\":$id,\\\"complete\\\":true}\"");
+    let probe = fake(
+        "slow",
+        "sleep 0.3; echo \"{\\\"event\\\":\\\"done\\\",\\\"id\\\":$id,\\\"complete\\\":true}\"",
+    );
     let (tx, feed) = mpsc::channel();
     let (sup, _) = supervisor::start(&probe, tx).unwrap();
     sup.send(measure(1, &[(0, 1), (0, 2), (0, 3)]));

@@ -32,7 +32,9 @@ impl Failure {
 }
 
 /// The simulated machine named by `--sim`, when there is one.
-fn simulated(args: &MachineArgs) -> Result<Option<(crate::sim::machine::Machine, String)>, Failure> {
+fn simulated(
+    args: &MachineArgs,
+) -> Result<Option<(crate::sim::machine::Machine, String)>, Failure> {
     let Some(name) = &args.sim else {
         return Ok(None);
     };
@@ -45,7 +47,8 @@ pub fn topology(args: &MachineArgs) -> Result<(Topology, Option<String>), Failur
     if let Some((machine, name)) = simulated(args)? {
         return Ok((machine.topology(), Some(name)));
     }
-    let nvml = crate::nvml::real::open().map_err(|e| Failure::new(exit::ENVIRONMENT, e.to_string()))?;
+    let nvml =
+        crate::nvml::real::open().map_err(|e| Failure::new(exit::ENVIRONMENT, e.to_string()))?;
     let host = crate::host::host_facts(std::path::Path::new("/"));
     Ok((crate::nvml::discover::discover(&nvml, host, &[]), None))
 }
@@ -53,9 +56,17 @@ pub fn topology(args: &MachineArgs) -> Result<(Topology, Option<String>), Failur
 /// Opens the machine for measuring: the simulation, or NVML and the probe.
 pub fn connect(args: &MachineArgs, telemetry_interval: Duration) -> Result<Connection, Failure> {
     if let Some((machine, name)) = simulated(args)? {
-        return Ok(source::simulated::open(machine, &name, args.seed, telemetry_interval));
+        return Ok(source::simulated::open(
+            machine,
+            &name,
+            args.seed,
+            telemetry_interval,
+        ));
     }
-    let probe = args.probe.clone().unwrap_or_else(launch::default_probe_path);
+    let probe = args
+        .probe
+        .clone()
+        .unwrap_or_else(launch::default_probe_path);
     source::real::open(&probe, telemetry_interval).map_err(|e| {
         let code = match &e {
             source::real::OpenError::Probe(launch::StartError::Broken(_)) => exit::INTERNAL,

@@ -297,7 +297,10 @@ impl Loop {
     fn accept(&mut self, command: Command) {
         if self.gave_up {
             if let Command::Measure { id, .. } = command {
-                self.emit(Event::Done { id, complete: false });
+                self.emit(Event::Done {
+                    id,
+                    complete: false,
+                });
             }
             return;
         }
@@ -327,14 +330,18 @@ impl Loop {
             }
             Command::Stop => {
                 // Drop what has not started; the running part stops after its sample.
-                let dropped: Vec<u64> = self.queue.iter().filter(|p| p.last).map(|p| p.id).collect();
+                let dropped: Vec<u64> =
+                    self.queue.iter().filter(|p| p.last).map(|p| p.id).collect();
                 self.queue.clear();
                 if let Some(probe) = self.probe.as_mut() {
                     probe.send(&Command::Stop);
                 }
                 for id in dropped {
                     if self.running.as_ref().is_none_or(|r| r.id != id) {
-                        self.emit(Event::Done { id, complete: false });
+                        self.emit(Event::Done {
+                            id,
+                            complete: false,
+                        });
                     }
                 }
                 if let Some(running) = self.running.as_mut() {
@@ -494,7 +501,9 @@ impl Loop {
             let hung_already = self.excluded.contains(&part.pair);
             for &op in &part.ops {
                 for &engine in &part.engines {
-                    if part.answered.contains(&(op, engine)) || (op == Op::Latency && engine != part.engines[0]) {
+                    if part.answered.contains(&(op, engine))
+                        || (op == Op::Latency && engine != part.engines[0])
+                    {
                         continue;
                     }
                     self.emit(Event::PairError {
@@ -502,8 +511,15 @@ impl Loop {
                         pair: part.pair,
                         op,
                         engine,
-                        kind: if hung_already { FailureKind::Skipped } else { kind },
-                        message: format!("{why} while measuring {} → {}", part.pair.src, part.pair.dst),
+                        kind: if hung_already {
+                            FailureKind::Skipped
+                        } else {
+                            kind
+                        },
+                        message: format!(
+                            "{why} while measuring {} → {}",
+                            part.pair.src, part.pair.dst
+                        ),
                         cuda_error: None,
                     });
                 }

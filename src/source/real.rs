@@ -37,13 +37,18 @@ impl std::fmt::Display for OpenError {
 pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
     let nvml = real::open().map_err(OpenError::Nvml)?;
     let (feed_tx, feed) = mpsc::channel();
-    let (supervisor, hello) = supervisor::start(probe, feed_tx.clone()).map_err(OpenError::Probe)?;
+    let (supervisor, hello) =
+        supervisor::start(probe, feed_tx.clone()).map_err(OpenError::Probe)?;
     let cuda_bus_ids: Vec<String> = hello
         .devices
         .iter()
         .map(|d| discover::normalize_bus_id(&d.pci_bus_id))
         .collect();
-    let topology = discover::discover(&nvml, crate::host::host_facts(Path::new("/")), &cuda_bus_ids);
+    let topology = discover::discover(
+        &nvml,
+        crate::host::host_facts(Path::new("/")),
+        &cuda_bus_ids,
+    );
     if let Some(g) = topology
         .gpus
         .iter()
