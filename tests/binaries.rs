@@ -156,7 +156,10 @@ fn sim_list_names_every_preset_on_one_line() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), p2ptop::sim::PRESETS.len());
-    assert!(text.lines().any(|l| l.starts_with("hgx-h100") && l.contains("NV18")));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hgx-h100") && l.contains("NV18"))
+    );
 }
 
 #[test]
@@ -166,7 +169,10 @@ fn topo_on_a_simulated_machine_is_labelled_and_shows_its_links() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("SIMULATED: pcie-dual-socket"));
     for link in ["PIX", "PXB", "NODE", "SYS"] {
-        assert!(text.contains(&format!("\t{link}\t")), "no {link} in\n{text}");
+        assert!(
+            text.contains(&format!("\t{link}\t")),
+            "no {link} in\n{text}"
+        );
     }
     let json = p2ptop(&["--sim", "3090-pcie", "topo", "--format", "json"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -184,7 +190,10 @@ fn topo_without_nvml_says_what_is_missing_and_how_to_explore_and_exits_3() {
     let out = p2ptop(&["topo"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("libnvidia-ml.so.1") || err.contains("driver"), "{err}");
+    assert!(
+        err.contains("libnvidia-ml.so.1") || err.contains("driver"),
+        "{err}"
+    );
     assert!(err.contains("--sim list"), "{err}");
 }
 
@@ -192,7 +201,11 @@ fn topo_without_nvml_says_what_is_missing_and_how_to_explore_and_exits_3() {
 fn an_unknown_preset_is_a_usage_error() {
     let out = p2ptop(&["--sim", "dgx-h200", "topo"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("--sim list"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--sim list")
+    );
 }
 
 #[test]
@@ -200,13 +213,25 @@ fn topo_writes_a_file_whole_and_says_which_file_it_could_not_write() {
     let dir = std::env::temp_dir().join(format!("p2ptop-topo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("topo.json");
-    let out = p2ptop(&["--sim", "hgx-h100", "topo", "--format", "json", "-o", file.to_str().unwrap()]);
+    let out = p2ptop(&[
+        "--sim",
+        "hgx-h100",
+        "topo",
+        "--format",
+        "json",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
     let bad = dir.join("missing-dir").join("topo.json");
     let out = p2ptop(&["--sim", "hgx-h100", "topo", "-o", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("missing-dir"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("missing-dir")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

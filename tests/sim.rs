@@ -276,8 +276,18 @@ fn flows_through_a_switch_uplink_share_it_and_fill_it() {
     assert_eq!(rates[2], 26.0);
 }
 
-/// Stress on the bridged pair (both directions at once, SM copies) for `seconds` simulated
-/// seconds; returns the SM rate of each direction per measurement and the last telemetry.
+fn stress(pairs: Vec<Pair>, op: Op, engine: Engine) -> Command {
+    Command::Stress {
+        id: 2,
+        pairs,
+        op,
+        engines: vec![engine],
+        settings: Settings::default(),
+    }
+}
+
+/// Stress on the bridged pair (SM writes both ways at once) for `seconds` simulated seconds;
+/// returns each GPU's SM write rate per round.
 fn stress_3090_bridge(
     machine: sim::machine::Machine,
     seconds: f64,
@@ -287,22 +297,54 @@ fn stress_3090_bridge(
     while s.now_s() < seconds {
         let events = run(
             &mut s,
-            vec![measure(vec![gpus(0, 1)], Op::Bidir, Engine::Sm)],
+            vec![stress(vec![gpus(0, 1), gpus(1, 0)], Op::Write, Engine::Sm)],
         );
-        for e in &events {
-            if let Event::Result { directions, .. } = e {
-                let from = |g| {
-                    directions
-                        .iter()
-                        .find(|d| d.executor == g)
-                        .unwrap()
-                        .median_gbps
-                };
-                rates.push((s.now_s(), from(0), from(1)));
-            }
-        }
+        let from = |g: u32| {
+            events
+                .iter()
+                .find_map(|e| match e {
+                    Event::Result {
+                        pair, total_gbps, ..
+                    } if pair.src == Node::Gpu(g) => Some(*total_gbps),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        rates.push((s.now_s(), from(0), from(1)));
     }
     (rates, s)
+}
+
+/// Every GPU of an HGX H100 writing to every other at once: each GPU's NVSwitch ports (18 ×
+/// 25 GB/s, 90% usable) are shared by its seven outgoing copies.
+#[test]
+fn stress_shares_each_gpus_nvlink_ports_among_its_copies() {
+    let mut s = simulation("hgx-h100");
+    let pairs: Vec<Pair> = (0..8)
+        .flat_map(|a| (0..8).filter(move |&b| b != a).map(move |b| gpus(a, b)))
+        .collect();
+    let events = run(&mut s, vec![stress(pairs, Op::Write, Engine::Ce)]);
+    let totals: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Result { total_gbps, .. } => Some(*total_gbps),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(totals.len(), 56);
+    let fair = 450.0 * USABLE_SHARE / 7.0;
+    for t in &totals {
+        assert!(
+            (t / fair - 1.0).abs() < 0.03,
+            "{t} GB/s against a fair share of {fair}"
+        );
+    }
+    // Alone, one copy reaches far more than its share under stress.
+    let alone = total(&run(
+        &mut s,
+        vec![measure(vec![gpus(0, 1)], Op::Write, Engine::Ce)],
+    ));
+    assert!(alone > 5.0 * fair);
 }
 
 /// The top card of `3090-bridge` (GPU0, intake blocked) crosses its 93 °C slowdown point
@@ -314,7 +356,7 @@ fn the_card_under_the_bridge_throttles_within_two_minutes_and_its_sm_copies_slow
     s.telemetry(); // rates are over the interval from one frame to the next
     run(
         &mut s,
-        vec![measure(vec![gpus(0, 1)], Op::Bidir, Engine::Sm)],
+        vec![stress(vec![gpus(0, 1), gpus(1, 0)], Op::Write, Engine::Sm)],
     );
     let t = s.telemetry();
     let (hot, cool) = (&t.gpus[0], &t.gpus[1]);

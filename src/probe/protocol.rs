@@ -175,6 +175,18 @@ pub enum Command {
         #[serde(default)]
         settings: Settings,
     },
+    /// Stress: measure every pair at once (each sample times all of them together, so they
+    /// compete for what they share), for every engine in turn. Events are the same as for
+    /// `measure`, one `sample` and `result` per pair.
+    Stress {
+        id: u64,
+        pairs: Vec<Pair>,
+        /// read, write or bidir (latency is not a load).
+        op: Op,
+        engines: Vec<Engine>,
+        #[serde(default)]
+        settings: Settings,
+    },
     /// Finish the current sample, skip the rest of the current command, then go on.
     Stop,
 }

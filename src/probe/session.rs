@@ -18,7 +18,8 @@ pub trait Control {
     fn stop_requested(&mut self) -> bool;
 }
 
-/// Something that measures one (pair, op, engine): the CUDA engine, or a test's fake.
+/// Something that measures one (pair, op, engine), or several pairs at once: the CUDA engine,
+/// the simulator, or a test's fake.
 pub trait Measurer {
     fn measure(
         &mut self,
@@ -29,6 +30,31 @@ pub trait Measurer {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure>;
+
+    /// Measures every pair of `pairs` at once. Pairs that cannot take part are reported with
+    /// [`pair_error`] through `control` and left out; an `Err` fails all of them.
+    fn measure_together(
+        &mut self,
+        id: u64,
+        pairs: &[Pair],
+        op: Op,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure>;
+}
+
+/// The event that reports `failure` for one (pair, op, engine).
+pub fn pair_error(id: u64, pair: Pair, op: Op, engine: Engine, failure: &Failure) -> Event {
+    Event::PairError {
+        id,
+        pair,
+        op,
+        engine,
+        kind: failure.kind,
+        message: failure.message.clone(),
+        cuda_error: failure.cuda_error,
+    }
 }
 
 /// How a measurement ended when it did not fail.
@@ -109,52 +135,68 @@ pub fn run(
         emit,
     };
     while let Some(command) = session.next_command() {
-        let Command::Measure {
-            id,
-            pairs,
-            ops,
-            engines,
-            settings,
-        } = command
-        else {
-            continue; // a stop with nothing running has nothing to stop
-        };
-        let mut complete = true;
-        for (pair, op, engine) in work(&pairs, &ops, &engines) {
-            match measurer.measure(id, pair, op, engine, &settings, &mut session) {
-                Ok(Finish::Complete) => {}
-                Ok(Finish::Stopped) => {
-                    complete = false;
-                    break;
-                }
-                Err(failure) => {
-                    session.emit(Event::PairError {
-                        id,
-                        pair,
-                        op,
-                        engine,
-                        kind: failure.kind,
-                        message: failure.message.clone(),
-                        cuda_error: failure.cuda_error,
-                    });
-                    if failure.fatal {
-                        session.emit(Event::Fatal {
-                            message: failure.message,
-                            cuda_error: failure.cuda_error,
-                        });
-                        return End::Fatal;
+        let (id, complete) = match command {
+            Command::Measure {
+                id,
+                pairs,
+                ops,
+                engines,
+                settings,
+            } => {
+                let mut outcome = Outcome::Complete;
+                for (pair, op, engine) in work(&pairs, &ops, &engines) {
+                    let result = measurer.measure(id, pair, op, engine, &settings, &mut session);
+                    outcome = session.judge(id, &[pair], op, engine, result);
+                    if outcome != Outcome::Complete {
+                        break;
                     }
                 }
+                (id, outcome)
             }
+            Command::Stress {
+                id,
+                pairs,
+                op,
+                engines,
+                settings,
+            } => {
+                let mut outcome = Outcome::Complete;
+                for engine in engines {
+                    let result =
+                        measurer.measure_together(id, &pairs, op, engine, &settings, &mut session);
+                    outcome = session.judge(id, &pairs, op, engine, result);
+                    if outcome != Outcome::Complete {
+                        break;
+                    }
+                }
+                (id, outcome)
+            }
+            Command::Stop => continue, // a stop with nothing running has nothing to stop
+        };
+        if complete == Outcome::Fatal {
+            return End::Fatal;
         }
-        session.emit(Event::Done { id, complete });
+        session.emit(Event::Done {
+            id,
+            complete: complete == Outcome::Complete,
+        });
     }
     End::Finished
 }
 
+/// How one measurement went, for the command it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Finished, or failed for its pairs only: the command goes on.
+    Complete,
+    Stopped,
+    /// The fatal event has been sent; the session ends.
+    Fatal,
+}
+
 /// Every (pair, op, engine) of a command, pairs outermost. Latency is a kernel measurement,
 /// independent of the engine: it runs once per pair, under the first engine named.
-fn work(pairs: &[Pair], ops: &[Op], engines: &[Engine]) -> Vec<(Pair, Op, Engine)> {
+pub fn work(pairs: &[Pair], ops: &[Op], engines: &[Engine]) -> Vec<(Pair, Op, Engine)> {
     let mut items = Vec::new();
     for &pair in pairs {
         for &op in ops {
@@ -177,6 +219,35 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// Turns a measurement's end into events: a failure is reported for each of its pairs,
+    /// and a fatal one ends the session with a `fatal` event.
+    fn judge(
+        &mut self,
+        id: u64,
+        pairs: &[Pair],
+        op: Op,
+        engine: Engine,
+        result: Result<Finish, Failure>,
+    ) -> Outcome {
+        match result {
+            Ok(Finish::Complete) => Outcome::Complete,
+            Ok(Finish::Stopped) => Outcome::Stopped,
+            Err(failure) => {
+                for &pair in pairs {
+                    self.emit(pair_error(id, pair, op, engine, &failure));
+                }
+                if failure.fatal {
+                    self.emit(Event::Fatal {
+                        message: failure.message,
+                        cuda_error: failure.cuda_error,
+                    });
+                    return Outcome::Fatal;
+                }
+                Outcome::Complete
+            }
+        }
+    }
+
     /// The next command to run; `None` once input is closed and everything has run.
     fn next_command(&mut self) -> Option<Command> {
         if let Some(command) = self.pending.pop_front() {
@@ -257,6 +328,24 @@ mod tests {
                 complete: true,
             });
             Ok(Finish::Complete)
+        }
+
+        fn measure_together(
+            &mut self,
+            id: u64,
+            pairs: &[Pair],
+            op: Op,
+            engine: Engine,
+            settings: &Settings,
+            control: &mut dyn Control,
+        ) -> Result<Finish, Failure> {
+            // Recorded as one entry: the first pair stands for the group.
+            match self.measure(id, pairs[0], op, engine, settings, control) {
+                Ok(_) if pairs.iter().any(|p| Some(*p) == self.fail_on.map(|f| f.0)) => {
+                    Err(Failure::new(FailureKind::Driver, "one of the pairs failed"))
+                }
+                other => other,
+            }
         }
     }
 
@@ -372,6 +461,39 @@ mod tests {
                 (gpu_pair(0, 1), Op::Read, Engine::Sm),
                 (gpu_pair(0, 1), Op::Read, Engine::Ce),
             ]
+        );
+    }
+
+    #[test]
+    fn stress_runs_all_pairs_at_once_per_engine_and_a_failure_marks_each_pair() {
+        let mut fake = Fake::new(Some((gpu_pair(1, 0), false)));
+        let input = r#"{"cmd":"stress","id":4,"pairs":[{"src":0,"dst":1},{"src":1,"dst":0}],"op":"write","engines":["sm","ce"]}"#;
+        let (end, events) = run_lines(&mut fake, input);
+        assert_eq!(end, End::Finished);
+        // One group per engine, not one measurement per pair.
+        assert_eq!(fake.measured.len(), 2);
+        let failed: Vec<(Pair, Engine)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PairError { pair, engine, .. } => Some((*pair, *engine)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (gpu_pair(0, 1), Engine::Sm),
+                (gpu_pair(1, 0), Engine::Sm),
+                (gpu_pair(0, 1), Engine::Ce),
+                (gpu_pair(1, 0), Engine::Ce),
+            ]
+        );
+        assert_eq!(
+            events.last(),
+            Some(&Event::Done {
+                id: 4,
+                complete: true
+            })
         );
     }
 }

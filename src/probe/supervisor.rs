@@ -11,7 +11,8 @@
 //!   exec, with a parent check that closes the race with a parent already gone).
 
 use super::launch::{self, Hello, StartError};
-use super::protocol::{Command, Engine, Event, FailureKind, Op, Pair, Settings};
+use super::protocol::{Command, Engine, Event, FailureKind, Op, Pair};
+use super::session;
 use crate::app::feed::Feed;
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -217,17 +218,53 @@ impl Probe {
     }
 }
 
-/// One pair of a client's command, as sent to the probe.
+/// One piece of a client's command, as sent to the probe: a `measure` of one pair, or a whole
+/// `stress` (its pairs run at once, so they cannot be split).
 struct Part {
     id: u64,
-    pair: Pair,
-    ops: Vec<Op>,
-    engines: Vec<Engine>,
-    settings: Settings,
-    /// (op, engine) that already have a result or an error.
-    answered: BTreeSet<(Op, Engine)>,
+    command: Command,
+    /// Every (pair, op, engine) the probe should answer for.
+    expected: Vec<(Pair, Op, Engine)>,
+    answered: BTreeSet<(Pair, Op, Engine)>,
+    sample_timeout_ms: u64,
     /// Whether this is the last part of the client's command.
     last: bool,
+}
+
+impl Part {
+    fn pairs(&self) -> Vec<Pair> {
+        let mut pairs: Vec<Pair> = self.expected.iter().map(|&(p, _, _)| p).collect();
+        pairs.dedup();
+        pairs
+    }
+
+    fn unanswered(&self) -> Vec<(Pair, Op, Engine)> {
+        self.expected
+            .iter()
+            .filter(|key| !self.answered.contains(key))
+            .copied()
+            .collect()
+    }
+
+    /// The part without the pairs in `excluded`, and what was left out; `None` when nothing is
+    /// left to send.
+    fn without(mut self, excluded: &[Pair]) -> (Option<Part>, Vec<(Pair, Op, Engine)>) {
+        let (out, keep): (Vec<_>, Vec<_>) = self
+            .expected
+            .iter()
+            .partition(|(p, _, _)| excluded.contains(p));
+        if out.is_empty() {
+            return (Some(self), out);
+        }
+        if keep.is_empty() {
+            return (None, out);
+        }
+        self.expected = keep;
+        if let Command::Stress { pairs, .. } = &mut self.command {
+            pairs.retain(|p| !excluded.contains(p));
+        }
+        (Some(self), out)
+    }
 }
 
 struct Loop {
@@ -319,14 +356,45 @@ impl Loop {
                 for (i, pair) in pairs.into_iter().enumerate() {
                     self.queue.push_back(Part {
                         id,
-                        pair,
-                        ops: ops.clone(),
-                        engines: engines.clone(),
-                        settings: settings.clone(),
+                        expected: session::work(&[pair], &ops, &engines),
+                        command: Command::Measure {
+                            id,
+                            pairs: vec![pair],
+                            ops: ops.clone(),
+                            engines: engines.clone(),
+                            settings: settings.clone(),
+                        },
                         answered: BTreeSet::new(),
+                        sample_timeout_ms: settings.sample_timeout_ms,
                         last: i + 1 == count,
                     });
                 }
+            }
+            Command::Stress {
+                id,
+                pairs,
+                op,
+                engines,
+                settings,
+            } => {
+                let expected = pairs
+                    .iter()
+                    .flat_map(|&p| engines.iter().map(move |&e| (p, op, e)))
+                    .collect();
+                self.queue.push_back(Part {
+                    id,
+                    expected,
+                    sample_timeout_ms: settings.sample_timeout_ms,
+                    command: Command::Stress {
+                        id,
+                        pairs,
+                        op,
+                        engines,
+                        settings,
+                    },
+                    answered: BTreeSet::new(),
+                    last: true,
+                });
             }
             Command::Stop => {
                 // Drop what has not started; the running part stops after its sample.
@@ -358,18 +426,14 @@ impl Loop {
             let Some(part) = self.queue.pop_front() else {
                 return;
             };
-            if self.excluded.contains(&part.pair) {
-                self.skip(part);
+            let (id, last) = (part.id, part.last);
+            let (part, left_out) = part.without(&self.excluded);
+            self.skip(id, &left_out);
+            let Some(part) = part else {
+                self.finish_part(id, last, true);
                 continue;
-            }
-            let command = Command::Measure {
-                id: part.id,
-                pairs: vec![part.pair],
-                ops: part.ops.clone(),
-                engines: part.engines.clone(),
-                settings: part.settings.clone(),
             };
-            let sent = self.probe.as_mut().is_some_and(|p| p.send(&command));
+            let sent = self.probe.as_mut().is_some_and(|p| p.send(&part.command));
             self.running = Some(part);
             self.last_activity = Instant::now();
             if !sent {
@@ -378,26 +442,23 @@ impl Loop {
         }
     }
 
-    /// Reports every (op, engine) of a part that will not run.
-    fn skip(&mut self, part: Part) {
-        for &op in &part.ops {
-            for &engine in &part.engines {
-                self.emit(Event::PairError {
-                    id: part.id,
-                    pair: part.pair,
-                    op,
-                    engine,
-                    kind: FailureKind::Skipped,
-                    message: format!(
-                        "not measured: {} → {} hung or crashed the probe earlier, so the \
-                         restarted probe runs without it",
-                        part.pair.src, part.pair.dst
-                    ),
-                    cuda_error: None,
-                });
-            }
+    /// Reports work that will not run because its pair broke the probe before.
+    fn skip(&mut self, id: u64, left_out: &[(Pair, Op, Engine)]) {
+        for &(pair, op, engine) in left_out {
+            self.emit(Event::PairError {
+                id,
+                pair,
+                op,
+                engine,
+                kind: FailureKind::Skipped,
+                message: format!(
+                    "not measured: {} → {} hung or crashed the probe earlier, so the restarted \
+                     probe runs without it",
+                    pair.src, pair.dst
+                ),
+                cuda_error: None,
+            });
         }
-        self.finish_part(part.id, part.last, true);
     }
 
     fn finish_part(&mut self, id: u64, last: bool, complete: bool) {
@@ -433,9 +494,14 @@ impl Loop {
                 self.failed_starts = 0;
                 return;
             }
-            Event::Result { op, engine, .. } | Event::PairError { op, engine, .. } => {
+            Event::Result {
+                pair, op, engine, ..
+            }
+            | Event::PairError {
+                pair, op, engine, ..
+            } => {
                 if let Some(part) = self.running.as_mut() {
-                    part.answered.insert((*op, *engine));
+                    part.answered.insert((*pair, *op, *engine));
                 }
                 if let Event::PairError {
                     kind: FailureKind::Hung,
@@ -446,9 +512,14 @@ impl Loop {
                     self.excluded.push(*pair);
                 }
             }
-            Event::Latency { .. } => {
-                if let Some(part) = self.running.as_mut() {
-                    part.answered.insert((Op::Latency, part.engines[0]));
+            Event::Latency { pair, .. } => {
+                if let Some(part) = self.running.as_mut()
+                    && let Some(&key) = part
+                        .expected
+                        .iter()
+                        .find(|(p, op, _)| p == pair && *op == Op::Latency)
+                {
+                    part.answered.insert(key);
                 }
             }
             _ => {}
@@ -459,7 +530,7 @@ impl Loop {
     /// Kills a probe that has said nothing for longer than its own deadline allows.
     fn watchdog(&mut self) {
         let Some(part) = &self.running else { return };
-        let limit = Duration::from_millis(part.settings.sample_timeout_ms) + GRACE;
+        let limit = Duration::from_millis(part.sample_timeout_ms) + GRACE;
         if self.last_activity.elapsed() < limit {
             return;
         }
@@ -494,38 +565,31 @@ impl Loop {
         }
     }
 
-    /// The running part's probe is gone: mark what it did not answer, leave the pair out, and
-    /// restart.
+    /// The running part's probe is gone: mark what it did not answer, leave its pairs out (a
+    /// stress part's culprit cannot be told apart, so all of them), and restart.
     fn lost(&mut self, kind: FailureKind, why: String) {
         if let Some(part) = self.running.take() {
-            let hung_already = self.excluded.contains(&part.pair);
-            for &op in &part.ops {
-                for &engine in &part.engines {
-                    if part.answered.contains(&(op, engine))
-                        || (op == Op::Latency && engine != part.engines[0])
-                    {
-                        continue;
-                    }
-                    self.emit(Event::PairError {
-                        id: part.id,
-                        pair: part.pair,
-                        op,
-                        engine,
-                        kind: if hung_already {
-                            FailureKind::Skipped
-                        } else {
-                            kind
-                        },
-                        message: format!(
-                            "{why} while measuring {} → {}",
-                            part.pair.src, part.pair.dst
-                        ),
-                        cuda_error: None,
-                    });
-                }
+            for (pair, op, engine) in part.unanswered() {
+                // A pair the probe itself reported hung is already out: the rest were skipped.
+                let kind = if self.excluded.contains(&pair) {
+                    FailureKind::Skipped
+                } else {
+                    kind
+                };
+                self.emit(Event::PairError {
+                    id: part.id,
+                    pair,
+                    op,
+                    engine,
+                    kind,
+                    message: format!("{why} while measuring {} → {}", pair.src, pair.dst),
+                    cuda_error: None,
+                });
             }
-            if !hung_already {
-                self.excluded.push(part.pair);
+            for pair in part.pairs() {
+                if !self.excluded.contains(&pair) {
+                    self.excluded.push(pair);
+                }
             }
             self.finish_part(part.id, part.last, false);
         }

@@ -15,7 +15,7 @@ use crate::probe::protocol::{
     DirectionSample, DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair, Settings,
     Verification,
 };
-use crate::probe::session::{Control, Failure, Finish, Measurer};
+use crate::probe::session::{self, Control, Failure, Finish, Measurer};
 use crate::probe::stats;
 
 /// Relative spread of simulated samples (about 0.5% standard deviation).
@@ -237,17 +237,18 @@ impl Simulation {
         v
     }
 
-    #[allow(clippy::too_many_arguments)] // the measurement's coordinates, its settings, its sink
+    /// Measures `groups` (each a pair and its transfers) at once: one sample times every
+    /// transfer together, so they share what they cross. Events are per pair, as the probe's.
     fn bandwidth(
         &mut self,
         id: u64,
-        pair: Pair,
+        groups: &[(Pair, Vec<Transfer>)],
         op: Op,
         engine: Engine,
-        transfers: &[Transfer],
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
+        let transfers: Vec<Transfer> = groups.iter().flat_map(|(_, t)| t.clone()).collect();
         let paths: Vec<Path> = transfers
             .iter()
             .map(|t| self.machine.path(t.src, t.dst))
@@ -257,22 +258,22 @@ impl Simulation {
             self.idle(settings.sample_timeout_ms as f64 / 1e3);
             return Err(hung(t.executor, &format!("a warm-up copy {t}"), settings));
         }
-        let rates = self.rates(transfers, &paths, engine)?;
+        let rates = self.rates(&transfers, &paths, engine)?;
         let fastest = rates.iter().cloned().fold(0.0, f64::max);
         let one_pass_ms = buffer as f64 / (fastest * 1e9) * 1e3;
         let repeats = plan::repeats(settings, one_pass_ms, engine);
         let warmup_s = one_pass_ms / 1e3 * f64::from(settings.warmup.max(1));
-        self.run_at(transfers, &paths, &rates, warmup_s);
-        let mut per_direction = vec![Vec::new(); transfers.len()];
-        let mut verification = Verification::default();
+        self.run_at(&transfers, &paths, &rates, warmup_s);
+        let mut per_transfer = vec![Vec::new(); transfers.len()];
+        let mut verification = vec![Verification::default(); groups.len()];
+        let moved = buffer * u64::from(repeats);
         for index in 0..settings.samples {
             if control.stop_requested() {
                 return Ok(Finish::Stopped);
             }
             // Rates now, after the heat of the samples before.
-            let rates = self.rates(transfers, &paths, engine)?;
-            let moved = buffer * u64::from(repeats);
-            let directions: Vec<DirectionSample> = transfers
+            let rates = self.rates(&transfers, &paths, engine)?;
+            let samples: Vec<DirectionSample> = transfers
                 .iter()
                 .zip(&rates)
                 .map(|(t, &gbps)| {
@@ -287,52 +288,58 @@ impl Simulation {
                     }
                 })
                 .collect();
-            let longest = directions.iter().map(|d| d.seconds).fold(0.0, f64::max);
-            self.run_at(transfers, &paths, &rates, longest);
-            let checked = self.verification(transfers, buffer);
-            verification.merge(checked);
-            for (values, d) in per_direction.iter_mut().zip(&directions) {
+            let longest = samples.iter().map(|d| d.seconds).fold(0.0, f64::max);
+            self.run_at(&transfers, &paths, &rates, longest);
+            for (values, d) in per_transfer.iter_mut().zip(&samples) {
                 values.push(d.gbps);
             }
-            control.emit(Event::Sample {
+            let mut next = samples.into_iter();
+            for ((pair, group), checked_so_far) in groups.iter().zip(&mut verification) {
+                let checked = self.verification(group, buffer);
+                checked_so_far.merge(checked);
+                control.emit(Event::Sample {
+                    id,
+                    pair: *pair,
+                    op,
+                    engine,
+                    index,
+                    directions: next.by_ref().take(group.len()).collect(),
+                    verification: checked,
+                });
+            }
+        }
+        let mut values = per_transfer.iter();
+        for ((pair, group), verification) in groups.iter().zip(verification) {
+            let directions: Vec<DirectionSummary> = group
+                .iter()
+                .zip(values.by_ref())
+                .filter_map(|(t, values)| {
+                    let s = stats::summarize(values)?;
+                    Some(DirectionSummary {
+                        src: t.src,
+                        dst: t.dst,
+                        executor: t.executor,
+                        median_gbps: s.median,
+                        min_gbps: s.min,
+                        max_gbps: s.max,
+                        cv: s.cv,
+                    })
+                })
+                .collect();
+            control.emit(Event::Result {
                 id,
-                pair,
+                pair: *pair,
                 op,
                 engine,
-                index,
+                buffer_mib: settings.buffer_mib,
+                repeats,
+                samples: settings.samples,
+                rejected_samples: 0,
+                total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
                 directions,
-                verification: checked,
+                verification,
             });
         }
-        let directions: Vec<DirectionSummary> = transfers
-            .iter()
-            .zip(&per_direction)
-            .filter_map(|(t, values)| {
-                let s = stats::summarize(values)?;
-                Some(DirectionSummary {
-                    src: t.src,
-                    dst: t.dst,
-                    executor: t.executor,
-                    median_gbps: s.median,
-                    min_gbps: s.min,
-                    max_gbps: s.max,
-                    cv: s.cv,
-                })
-            })
-            .collect();
-        control.emit(Event::Result {
-            id,
-            pair,
-            op,
-            engine,
-            buffer_mib: settings.buffer_mib,
-            repeats,
-            samples: settings.samples,
-            rejected_samples: 0,
-            total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
-            directions,
-            verification,
-        });
         Ok(Finish::Complete)
     }
 
@@ -507,7 +514,47 @@ impl Measurer for Simulation {
             plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         match op {
             Op::Latency => self.latency(id, pair, transfers[0], settings, control),
-            _ => self.bandwidth(id, pair, op, engine, &transfers, settings, control),
+            _ => self.bandwidth(id, &[(pair, transfers)], op, engine, settings, control),
         }
+    }
+
+    fn measure_together(
+        &mut self,
+        id: u64,
+        pairs: &[Pair],
+        op: Op,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure> {
+        settings
+            .check()
+            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
+        if op == Op::Latency {
+            return Err(Failure::new(
+                FailureKind::Invalid,
+                "stress loads pairs with read, write or bidir; latency is measured one pair at a time",
+            ));
+        }
+        let mut groups = Vec::new();
+        for &pair in pairs {
+            let planned = self.check_nodes(pair).and_then(|()| {
+                let transfers =
+                    plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
+                for t in &transfers {
+                    let path = self.machine.path(t.src, t.dst);
+                    self.alone_gbps(t, &path, engine)?;
+                }
+                Ok(transfers)
+            });
+            match planned {
+                Ok(transfers) => groups.push((pair, transfers)),
+                Err(failure) => control.emit(session::pair_error(id, pair, op, engine, &failure)),
+            }
+        }
+        if groups.is_empty() {
+            return Ok(Finish::Complete);
+        }
+        self.bandwidth(id, &groups, op, engine, settings, control)
     }
 }

@@ -110,15 +110,13 @@ impl Control for Recorder<'_> {
     }
 }
 
-impl Measurer for PacedProbe {
-    fn measure(
+impl PacedProbe {
+    /// Runs `measure` on the simulation at once, then releases its events evenly over the
+    /// simulated time it took (its samples last about the same), on the wall clock.
+    fn paced(
         &mut self,
-        id: u64,
-        pair: Pair,
-        op: Op,
-        engine: Engine,
-        settings: &Settings,
         control: &mut dyn Control,
+        measure: impl FnOnce(&mut Simulation, &mut dyn Control) -> Result<Finish, Failure>,
     ) -> Result<Finish, Failure> {
         let mut sim = self.shared.catch_up();
         let start = sim.now_s();
@@ -126,9 +124,7 @@ impl Measurer for PacedProbe {
             events: Vec::new(),
             outer: control,
         };
-        // The simulation runs the whole measurement at once; its events are then released
-        // evenly over the simulated time it took (its samples last about the same).
-        let result = sim.measure(id, pair, op, engine, settings, &mut recorder);
+        let result = measure(&mut sim, &mut recorder);
         let end = sim.now_s();
         drop(sim);
         let events = recorder.events;
@@ -140,6 +136,36 @@ impl Measurer for PacedProbe {
         }
         self.shared.wait_until(end);
         result
+    }
+}
+
+impl Measurer for PacedProbe {
+    fn measure(
+        &mut self,
+        id: u64,
+        pair: Pair,
+        op: Op,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure> {
+        self.paced(control, |sim, c| {
+            sim.measure(id, pair, op, engine, settings, c)
+        })
+    }
+
+    fn measure_together(
+        &mut self,
+        id: u64,
+        pairs: &[Pair],
+        op: Op,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure> {
+        self.paced(control, |sim, c| {
+            sim.measure_together(id, pairs, op, engine, settings, c)
+        })
     }
 }
 

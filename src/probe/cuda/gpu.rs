@@ -14,8 +14,9 @@ pub struct Lane {
     pub fence: CUevent,
 }
 
-/// Lanes per GPU: one per direction, since on a host path one GPU runs both directions of bidir.
-pub const LANES: usize = 2;
+/// Lanes a GPU starts with: one per direction, since on a host path one GPU runs both
+/// directions of bidir. Stress adds more, one per flow the GPU runs.
+const FIRST_LANES: usize = 2;
 
 /// Bytes of the scratch block: verify result {mismatched bytes, first bad offset} at 0, chase
 /// result {final address, elapsed ns} at 16.
@@ -28,7 +29,7 @@ pub struct Gpu {
     pub device: CUdevice,
     pub context: CUcontext,
     pub kernels: Kernels,
-    pub lanes: [Lane; LANES],
+    pub lanes: Vec<Lane>,
     pub sm_count: u32,
     /// Device memory for results the kernels write (see `SCRATCH_BYTES`).
     pub scratch: CUdeviceptr,
@@ -52,7 +53,9 @@ impl Gpu {
         let context = driver::primary_context(device)?;
         driver::set_current(context)?;
         let kernels = Kernels::load().map_err(OpenError::Kernels)?;
-        let lanes = [Lane::new()?, Lane::new()?];
+        let lanes = (0..FIRST_LANES)
+            .map(|_| Lane::new())
+            .collect::<Result<Vec<_>>>()?;
         let sm_count = driver::attribute(
             device,
             CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
@@ -67,6 +70,17 @@ impl Gpu {
             sm_count,
             scratch,
         })
+    }
+
+    /// Makes sure the GPU has at least `count` lanes, so that many flows can run on it at once.
+    pub fn ensure_lanes(&mut self, count: usize) -> Result<()> {
+        if self.lanes.len() < count {
+            self.make_current()?;
+            while self.lanes.len() < count {
+                self.lanes.push(Lane::new()?);
+            }
+        }
+        Ok(())
     }
 
     pub fn make_current(&self) -> Result<()> {

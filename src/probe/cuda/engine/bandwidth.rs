@@ -19,32 +19,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const GATE_FLAG_OFFSET: u64 = 0;
 pub(super) const GATE_STATUS_STRIDE: u64 = 128;
 
+/// The most transfers one sample runs at once (a stress of every pair of 8 GPUs and the host,
+/// both ways, needs 2 × 9 × 8 = 144): each needs a status word in the pinned gate block.
+pub(super) const MAX_FLOWS: usize = 256;
+
 impl Probe {
-    #[allow(clippy::too_many_arguments)] // the measurement's coordinates, its settings, its sink
+    /// Measures `groups` (each a pair and its transfers) at once: every sample runs all their
+    /// transfers together behind one gate. One group is an ordinary measurement; several are a
+    /// stress run, where they compete for what they share. Events are per pair.
     pub(super) fn bandwidth(
         &mut self,
         id: u64,
-        pair: Pair,
+        groups: &[(Pair, Vec<Transfer>)],
         op: Op,
         engine: Engine,
-        transfers: &[Transfer],
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        let bytes = settings.buffer_mib << 20;
-        let mut copies = Vec::new();
-        for (lane, t) in transfers.iter().enumerate() {
-            copies.push(Flow {
-                transfer: *t,
-                lane,
-                src: self.buffer(t.src, Role::Source, bytes)?,
-                dst: self.buffer(t.dst, Role::Destination, bytes)?,
-                bytes,
-            });
-        }
+        let copies = self.flows(groups, settings.buffer_mib << 20)?;
         let repeats = self.calibrate(&copies, engine, settings)?;
-        let mut per_direction: Vec<Vec<f64>> = vec![Vec::new(); copies.len()];
-        let mut verification = Verification::default();
+        let mut per_flow: Vec<Vec<f64>> = vec![Vec::new(); copies.len()];
+        let mut verification = vec![Verification::default(); groups.len()];
         let (mut accepted, mut rejected) = (0u32, 0u32);
         while accepted < settings.samples {
             if control.stop_requested() {
@@ -65,52 +60,94 @@ impl Probe {
                 }
                 continue;
             };
-            let checked = self.verify(&copies, seed, settings)?;
-            verification.merge(checked);
-            for (values, d) in per_direction.iter_mut().zip(&directions) {
+            for (values, d) in per_flow.iter_mut().zip(&directions) {
                 values.push(d.gbps);
             }
-            control.emit(Event::Sample {
-                id,
-                pair,
-                op,
-                engine,
-                index: accepted,
-                directions,
-                verification: checked,
-            });
+            let mut next = directions.into_iter();
+            for (g, (pair, group)) in groups.iter().enumerate() {
+                let flows: Vec<&Flow> = copies.iter().filter(|c| c.group == g).collect();
+                let checked = self.verify(&flows, seed, settings)?;
+                verification[g].merge(checked);
+                control.emit(Event::Sample {
+                    id,
+                    pair: *pair,
+                    op,
+                    engine,
+                    index: accepted,
+                    directions: next.by_ref().take(group.len()).collect(),
+                    verification: checked,
+                });
+            }
             accepted += 1;
         }
-        let directions: Vec<DirectionSummary> = copies
-            .iter()
-            .zip(&per_direction)
-            .filter_map(|(c, values)| {
-                let s = stats::summarize(values)?;
-                Some(DirectionSummary {
-                    src: c.transfer.src,
-                    dst: c.transfer.dst,
-                    executor: c.transfer.executor,
-                    median_gbps: s.median,
-                    min_gbps: s.min,
-                    max_gbps: s.max,
-                    cv: s.cv,
+        for (g, (pair, _)) in groups.iter().enumerate() {
+            let directions: Vec<DirectionSummary> = copies
+                .iter()
+                .zip(&per_flow)
+                .filter(|(c, _)| c.group == g)
+                .filter_map(|(c, values)| {
+                    let s = stats::summarize(values)?;
+                    Some(DirectionSummary {
+                        src: c.transfer.src,
+                        dst: c.transfer.dst,
+                        executor: c.transfer.executor,
+                        median_gbps: s.median,
+                        min_gbps: s.min,
+                        max_gbps: s.max,
+                        cv: s.cv,
+                    })
                 })
-            })
-            .collect();
-        control.emit(Event::Result {
-            id,
-            pair,
-            op,
-            engine,
-            buffer_mib: settings.buffer_mib,
-            repeats,
-            samples: accepted,
-            rejected_samples: rejected,
-            total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
-            directions,
-            verification,
-        });
+                .collect();
+            control.emit(Event::Result {
+                id,
+                pair: *pair,
+                op,
+                engine,
+                buffer_mib: settings.buffer_mib,
+                repeats,
+                samples: accepted,
+                rejected_samples: rejected,
+                total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
+                directions,
+                verification: verification[g],
+            });
+        }
         Ok(Finish::Complete)
+    }
+
+    /// Buffers, a lane on the executor and a gate slot for every transfer of `groups`.
+    fn flows(
+        &mut self,
+        groups: &[(Pair, Vec<Transfer>)],
+        bytes: u64,
+    ) -> Result<Vec<Flow>, Failure> {
+        let together = groups.len() > 1;
+        let mut copies: Vec<Flow> = Vec::new();
+        for (group, (_, transfers)) in groups.iter().enumerate() {
+            for t in transfers {
+                let lane = copies
+                    .iter()
+                    .filter(|c| c.transfer.executor == t.executor)
+                    .count();
+                self.gpus
+                    .get_mut(&t.executor)
+                    .expect("prepared transfers run on open GPUs")
+                    .ensure_lanes(lane + 1)?;
+                let destination = Role::Destination {
+                    from: together.then_some(t.src),
+                };
+                copies.push(Flow {
+                    transfer: *t,
+                    group,
+                    lane,
+                    slot: copies.len(),
+                    src: self.buffer(t.src, Role::Source, bytes)?,
+                    dst: self.buffer(t.dst, destination, bytes)?,
+                    bytes,
+                });
+            }
+        }
+        Ok(copies)
     }
 
     /// Runs the warm-up copies and picks the repeat count that makes one sample last at least
@@ -164,7 +201,7 @@ impl Probe {
                 gpu.kernels.gate(
                     lane.stream,
                     gate + GATE_FLAG_OFFSET,
-                    gate + gate_status_offset(c.lane),
+                    gate + gate_status_offset(c.slot),
                     timeout_ns,
                 )?
             };
@@ -188,7 +225,7 @@ impl Probe {
         }
         let released = copies
             .iter()
-            .all(|c| self.read_gate_word(gate_status_offset(c.lane)) == GATE_RELEASED);
+            .all(|c| self.read_gate_word(gate_status_offset(c.slot)) == GATE_RELEASED);
         Ok(released.then_some(directions))
     }
 
@@ -203,7 +240,7 @@ impl Probe {
     /// Checks every destination against the pattern of `seed`.
     fn verify(
         &self,
-        copies: &[Flow],
+        copies: &[&Flow],
         seed: u32,
         settings: &Settings,
     ) -> Result<Verification, Failure> {
@@ -331,11 +368,11 @@ impl Probe {
         self.write_gate_word(GATE_FLAG_OFFSET, 1);
     }
 
-    /// Closes the gate and clears the statuses of `lanes` lanes.
-    fn reset_gate(&self, lanes: usize) {
+    /// Closes the gate and clears the statuses of `slots` flows.
+    fn reset_gate(&self, slots: usize) {
         self.write_gate_word(GATE_FLAG_OFFSET, 0);
-        for lane in 0..lanes {
-            self.write_gate_word(gate_status_offset(lane), 0);
+        for slot in 0..slots {
+            self.write_gate_word(gate_status_offset(slot), 0);
         }
     }
 
@@ -374,15 +411,18 @@ impl Probe {
     }
 }
 
-/// One direction ready to run: its plan, lane, and buffer addresses.
+/// One direction ready to run: its plan, the pair it belongs to, its lane on the executor, its
+/// gate status slot, and buffer addresses.
 struct Flow {
     transfer: Transfer,
+    group: usize,
     lane: usize,
+    slot: usize,
     src: u64,
     dst: u64,
     bytes: u64,
 }
 
-fn gate_status_offset(lane: usize) -> u64 {
-    GATE_STATUS_STRIDE * (lane as u64 + 1)
+fn gate_status_offset(slot: usize) -> u64 {
+    GATE_STATUS_STRIDE * (slot as u64 + 1)
 }

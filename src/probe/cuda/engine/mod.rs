@@ -14,16 +14,17 @@ use p2ptop::probe::plan::{self, Transfer};
 use p2ptop::probe::protocol::{
     DeviceInfo, Engine, Event, FailureKind, Node, Op, Pair, PeerInfo, Settings,
 };
-use p2ptop::probe::session::{Control, Failure, Finish, Measurer};
+use p2ptop::probe::session::{self, Control, Failure, Finish, Measurer};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// Which of a node's two buffers: a transfer reads a node's `Source` and writes the other's
-/// `Destination`, so bidir and device-local copies never share one.
+/// Which of a node's buffers: a transfer reads a node's `Source` and writes the other's
+/// `Destination`, so bidir and device-local copies never share one. Under stress several flows
+/// may land in one node at once; each gets its own destination, named by where it comes from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Role {
     Source,
-    Destination,
+    Destination { from: Option<Node> },
 }
 
 pub struct Probe {
@@ -110,7 +111,7 @@ impl Probe {
     /// Makes the gate block once a GPU is open (its context is current then).
     fn ensure_gate(&mut self) -> Result<(), Failure> {
         if self.gate.is_none() {
-            let bytes = GATE_STATUS_STRIDE * (gpu::LANES as u64 + 1);
+            let bytes = GATE_STATUS_STRIDE * (bandwidth::MAX_FLOWS as u64 + 1);
             self.gate = Some(Buffer::on_host(bytes)?);
         }
         Ok(())
@@ -234,22 +235,76 @@ impl Measurer for Probe {
         settings
             .check()
             .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
+        // The pointer chase is a kernel whatever the engine: it needs peer access like SM copies.
+        let transfers = self.prepare(pair, op, op == Op::Latency || engine == Engine::Sm)?;
+        self.ensure_gate()?;
+        let result = match op {
+            Op::Latency => self.latency(id, pair, transfers[0], settings, control),
+            _ => self.bandwidth(id, &[(pair, transfers)], op, engine, settings, control),
+        };
+        result.map_err(|failure| self.judge_health(failure, settings))
+    }
+
+    fn measure_together(
+        &mut self,
+        id: u64,
+        pairs: &[Pair],
+        op: Op,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<Finish, Failure> {
+        settings
+            .check()
+            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
+        if op == Op::Latency {
+            return Err(Failure::new(
+                FailureKind::Invalid,
+                "stress loads pairs with read, write or bidir; latency is measured one pair at a \
+                 time",
+            ));
+        }
+        let mut groups = Vec::new();
+        for &pair in pairs {
+            match self.prepare(pair, op, engine == Engine::Sm) {
+                Ok(transfers) => groups.push((pair, transfers)),
+                Err(failure) if failure.fatal => return Err(failure),
+                Err(failure) => control.emit(session::pair_error(id, pair, op, engine, &failure)),
+            }
+        }
+        let flows: usize = groups.iter().map(|(_, t)| t.len()).sum();
+        if flows > bandwidth::MAX_FLOWS {
+            return Err(Failure::new(
+                FailureKind::Invalid,
+                format!(
+                    "{flows} transfers at once is more than the {} a stress run holds; select \
+                     fewer pairs",
+                    bandwidth::MAX_FLOWS
+                ),
+            ));
+        }
+        if groups.is_empty() {
+            return Ok(Finish::Complete);
+        }
+        self.ensure_gate()?;
+        self.bandwidth(id, &groups, op, engine, settings, control)
+            .map_err(|failure| self.judge_health(failure, settings))
+    }
+}
+
+impl Probe {
+    /// Opens a pair's GPUs and connects them (with peer access `required` when a kernel runs
+    /// across); its transfers.
+    fn prepare(&mut self, pair: Pair, op: Op, required: bool) -> Result<Vec<Transfer>, Failure> {
         let transfers =
             plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         for node in [pair.src, pair.dst] {
             self.open(node)?;
         }
-        self.ensure_gate()?;
-        // The pointer chase is a kernel whatever the engine: it needs peer access like SM copies.
-        let kernel_across = op == Op::Latency || engine == Engine::Sm;
         for t in &transfers {
-            self.connect(*t, kernel_across)?;
+            self.connect(*t, required)?;
         }
-        let result = match op {
-            Op::Latency => self.latency(id, pair, transfers[0], settings, control),
-            _ => self.bandwidth(id, pair, op, engine, &transfers, settings, control),
-        };
-        result.map_err(|failure| self.judge_health(failure, settings))
+        Ok(transfers)
     }
 }
 
