@@ -8,4 +8,5 @@ pub mod app;
 pub mod exit;
 pub mod model;
 pub mod probe;
+pub mod report;
 pub mod sim;
