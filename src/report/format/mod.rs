@@ -1,0 +1,103 @@
+//! Renderings of a report: `table` for a terminal, `json` to keep and read back, `csv` for
+//! spreadsheets, `markdown` for a ticket to a hardware provider.
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+pub mod matrix;
+pub mod table;
+
+use super::diagnosis;
+use super::run::{Report, engine_name};
+use super::seen::GpuSeen;
+use super::training;
+use super::verdict::Verdict;
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+}
+
+/// The report in `format`, with its verdict (for `run`, judge it with the default floors).
+pub fn render(format: Format, report: &Report, verdict: &Verdict) -> String {
+    let findings = diagnosis::diagnose(report);
+    let estimate = training::estimate(report);
+    match format {
+        Format::Table => table::render(report, verdict, &findings, estimate.as_ref()),
+        Format::Json => json::render(report, verdict, &findings, estimate.as_ref()),
+        Format::Csv => csv::render(report),
+        Format::Markdown => markdown::render(report, verdict, &findings, estimate.as_ref()),
+    }
+}
+
+/// Who, what and when: the first lines of the table (markdown words them its own way).
+fn header_lines(report: &Report) -> Vec<String> {
+    let mut lines = vec![format!("p2ptop report: {}", report.hostname())];
+    if let Some(name) = &report.simulated {
+        lines.push(format!(
+            "SIMULATED machine ({name}): figures come from p2ptop's model, not from hardware"
+        ));
+    }
+    if !report.run.complete {
+        lines.push("INCOMPLETE: the run was interrupted; some cells were not measured".into());
+    }
+    lines.push(format!(
+        "started {} · buffer {} MiB · {} samples · engines {}",
+        report.run.started_at,
+        report.run.buffer_mib,
+        report.run.samples,
+        engines(report)
+    ));
+    lines.push(format!("command: {}", report.run.command_line));
+    lines
+}
+
+fn engines(report: &Report) -> String {
+    report
+        .run
+        .engines
+        .iter()
+        .map(|e| engine_name(*e))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How the figures were taken, in one sentence a reader of a ticket can check.
+pub fn method_sentence(report: &Report) -> String {
+    format!(
+        "Method: each figure is the median of {} samples copying a {} MiB buffer; every sample \
+         was gated (a one-thread kernel held all streams until the work was queued), timed with \
+         CUDA events around the copy alone, and its destination verified against a hash pattern. \
+         GB/s = 10^9 bytes/s; a device-local copy counts its bytes once.",
+        report.run.samples, report.run.buffer_mib
+    )
+}
+
+/// One GPU's run in a line: hottest, reasons, PCIe under load, error counters.
+fn telemetry_line(s: &GpuSeen) -> String {
+    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |n| n.to_string());
+    let reasons = if s.throttle_reasons.is_empty() {
+        "none".to_owned()
+    } else {
+        s.throttle_reasons.join(", ")
+    };
+    format!(
+        "GPU{}: max {} · throttle reasons seen: {reasons} · PCIe under load {} · errors: PCIe \
+         replay {}, NVLink CRC {}, recovery {}, replay {}",
+        s.gpu,
+        s.max_temp_c
+            .map_or_else(|| "n/a".to_owned(), |t| format!("{t:.0} °C")),
+        match (s.pcie_gen_max_seen, s.pcie_width_max_seen) {
+            (Some(g), Some(w)) => format!("Gen{g} x{w}"),
+            _ => "n/a".into(),
+        },
+        opt(s.errors.pcie_replay),
+        opt(s.errors.nvlink_crc),
+        opt(s.errors.nvlink_recovery),
+        opt(s.errors.nvlink_replay),
+    )
+}

@@ -1,0 +1,125 @@
+//! Plain text for a terminal: a header, the labelled matrices, notes, telemetry, the verdict,
+//! findings and the all-reduce estimate.
+
+use super::matrix::{self, Matrix};
+use super::{header_lines, method_sentence, telemetry_line};
+use crate::report::diagnosis::Finding;
+use crate::report::run::Report;
+use crate::report::training::Estimate;
+use crate::report::verdict::Verdict;
+use std::fmt::Write;
+
+pub fn render(
+    report: &Report,
+    verdict: &Verdict,
+    findings: &[Finding],
+    estimate: Option<&Estimate>,
+) -> String {
+    let mut out = String::new();
+    for line in header_lines(report) {
+        out += &line;
+        out.push('\n');
+    }
+    for m in matrix::bandwidth(report) {
+        out += &draw(&m);
+    }
+    out += &draw(&matrix::line_rates(report));
+    if let Some(m) = matrix::latency(report) {
+        out += &draw(&m);
+    }
+    out += &format!("\n{}\n", matrix::LEGEND);
+    section(&mut out, "notes", matrix::notes(report));
+    section(
+        &mut out,
+        "telemetry over the run",
+        report.telemetry.iter().map(telemetry_line).collect(),
+    );
+    let verdicts = verdict
+        .lines()
+        .into_iter()
+        .map(|(level, line)| format!("{} {line}", level.word()))
+        .collect();
+    section(
+        &mut out,
+        &format!("verdict: {}", verdict.overall.word()),
+        verdicts,
+    );
+    section(
+        &mut out,
+        "findings",
+        findings
+            .iter()
+            .map(|f| format!("{}: {}. What to do: {}", f.title, f.evidence, f.action))
+            .collect(),
+    );
+    if let Some(e) = estimate {
+        section(&mut out, "ring all-reduce estimate", estimate_lines(e));
+    }
+    let _ = writeln!(out, "\n{}", method_sentence(report));
+    out
+}
+
+fn section(out: &mut String, title: &str, lines: Vec<String>) {
+    let _ = writeln!(out, "\n{title}");
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+/// Aligned columns: the node names down the left, right-aligned figures.
+fn draw(m: &Matrix) -> String {
+    let names: Vec<String> = m.nodes.iter().map(|n| n.to_string()).collect();
+    let width = m
+        .rows
+        .iter()
+        .flatten()
+        .chain(&names)
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(1);
+    let label = names.iter().map(|n| n.len()).max().unwrap_or(4);
+    let mut out = format!("\n{}\n{:label$}", m.title, "");
+    for name in &names {
+        let _ = write!(out, "  {name:>width$}");
+    }
+    out.push('\n');
+    for (name, row) in names.iter().zip(&m.rows) {
+        let _ = write!(out, "{name:label$}");
+        for text in row {
+            let _ = write!(out, "  {text:>width$}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The estimate as a few lines, measured beside line rate.
+pub fn estimate_lines(e: &Estimate) -> Vec<String> {
+    let ring = |r: &crate::report::training::Ring| {
+        r.order
+            .iter()
+            .map(|g| format!("GPU{g}"))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    };
+    let mut lines = vec![format!(
+        "best ring {} → GPU{}: bus bandwidth {:.1} GB/s measured{}",
+        ring(&e.measured),
+        e.measured.order[0],
+        e.measured.busbw_gbps,
+        e.line_rate.as_ref().map_or_else(String::new, |l| format!(
+            ", {:.1} GB/s at line rate",
+            l.busbw_gbps
+        ))
+    )];
+    for s in &e.syncs {
+        lines.push(format!(
+            "all-reduce of {}: {:.2} s measured{}",
+            s.label,
+            s.seconds,
+            s.seconds_at_line_rate
+                .map_or_else(String::new, |t| format!(", {t:.2} s at line rate"))
+        ));
+    }
+    lines
+}

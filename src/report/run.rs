@@ -1,0 +1,280 @@
+//! The report of one run: what `p2ptop run` writes and `check --baseline` and `fleet` read back.
+//!
+//! It is a copy of the board's results in plain, versioned data, separate from the app's own
+//! types, so the file format changes only on purpose (bump [`SCHEMA`]). Numbers are numbers and
+//! units are in the key names.
+
+use super::seen::{GpuSeen, TelemetrySeen};
+use crate::app::board::{Board, Cell};
+use crate::model::topology::{LinkType, P2pStatus, Topology};
+use crate::probe::protocol::{DirectionSummary, Engine, FailureKind, Node, Op};
+use serde::{Deserialize, Serialize};
+
+/// The version of the report's shape.
+pub const SCHEMA: u32 = 1;
+
+/// How the run was started, supplied by the caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The command line as typed.
+    pub command_line: String,
+    /// RFC 3339, e.g. "2025-01-31T14:05:00Z".
+    pub started_at: String,
+    pub buffer_mib: u64,
+    pub samples: u32,
+    pub engines: Vec<Engine>,
+    /// False when the run was interrupted (Ctrl-C) before every measurement finished.
+    pub complete: bool,
+}
+
+/// The machine as NVML described it, plus `nvidia-smi topo -m`'s matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MachineReport {
+    #[serde(flatten)]
+    pub topology: Topology,
+    /// Row per GPU, column per GPU, in `topo -m`'s words (`X`, `NV18`, `PHB`…).
+    pub link_matrix: Vec<Vec<String>>,
+}
+
+/// Why a cell has no figure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureReport {
+    pub kind: FailureKind,
+    pub message: String,
+    pub cuda_error: Option<i32>,
+}
+
+/// One (src → dst, op, engine) measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellReport {
+    pub src: Node,
+    pub dst: Node,
+    pub op: Op,
+    pub engine: Engine,
+    /// How src and dst are joined (`X` on the diagonal); None when the host is an end.
+    pub link: Option<LinkType>,
+    /// Peer access for this op between two different GPUs, as `topo -p2p` says it.
+    pub p2p: Option<P2pStatus>,
+    /// One direction's median, or for bidir the sum of both directions' medians.
+    pub gbps: Option<f64>,
+    pub directions: Vec<DirectionSummary>,
+    /// The theoretical per-direction bandwidth of the path.
+    pub line_rate_gbps: Option<f64>,
+    pub line_rate_basis: Option<String>,
+    /// `gbps` over the line rate (for bidir: over twice the line rate).
+    pub efficiency: Option<f64>,
+    pub samples: Option<u32>,
+    pub mismatched_bytes: Option<u64>,
+    pub first_bad_offset: Option<u64>,
+    /// A GPU of the pair was throttling when the result came in.
+    pub throttled: bool,
+    pub failure: Option<FailureReport>,
+}
+
+impl CellReport {
+    /// Whether every sample's destination held the expected bytes.
+    pub fn corrupted(&self) -> bool {
+        self.mismatched_bytes.is_some_and(|n| n > 0)
+    }
+
+    /// `GPU0 → GPU1 write sm`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} → {} {} {}",
+            self.src,
+            self.dst,
+            op_name(self.op),
+            engine_name(self.engine)
+        )
+    }
+}
+
+/// A pointer-chase result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    pub src: Node,
+    pub dst: Node,
+    pub ns: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: u32,
+    /// The preset or machine file when the machine is simulated; null on hardware.
+    pub simulated: Option<String>,
+    pub run: RunInfo,
+    pub machine: MachineReport,
+    pub cells: Vec<CellReport>,
+    pub latency: Vec<LatencyReport>,
+    /// Per GPU, over the whole run.
+    pub telemetry: Vec<GpuSeen>,
+    /// Probe trouble during the run (restarts, fatal errors), in order.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// Copies the board's results. GPU nodes are taken to be numbered as the topology's GPUs.
+    pub fn build(board: &Board, seen: &TelemetrySeen, run: RunInfo) -> Report {
+        let topology = &board.topology;
+        Report {
+            schema: SCHEMA,
+            simulated: board.simulated.clone(),
+            run,
+            machine: MachineReport {
+                link_matrix: link_matrix(topology),
+                topology: topology.clone(),
+            },
+            cells: board
+                .cells
+                .iter()
+                .map(|(key, cell)| {
+                    cell_report(topology, key.src, key.dst, key.op, key.engine, cell)
+                })
+                .collect(),
+            latency: board
+                .latency
+                .iter()
+                .map(|(&(src, dst), &ns)| LatencyReport { src, dst, ns })
+                .collect(),
+            telemetry: seen.gpus.clone(),
+            problems: board.problems.clone(),
+        }
+    }
+
+    /// The nodes that took part, GPUs by index then the host: the rows and columns of matrices.
+    pub fn nodes(&self) -> Vec<Node> {
+        let mut nodes: Vec<Node> = self
+            .cells
+            .iter()
+            .flat_map(|c| [c.src, c.dst])
+            .chain(self.latency.iter().flat_map(|l| [l.src, l.dst]))
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    pub fn cell(&self, src: Node, dst: Node, op: Op, engine: Engine) -> Option<&CellReport> {
+        self.cells
+            .iter()
+            .find(|c| c.src == src && c.dst == dst && c.op == op && c.engine == engine)
+    }
+
+    /// The host's name, or "unknown host".
+    pub fn hostname(&self) -> &str {
+        self.machine
+            .topology
+            .host
+            .hostname
+            .as_deref()
+            .unwrap_or("unknown host")
+    }
+}
+
+fn cell_report(
+    topology: &Topology,
+    src: Node,
+    dst: Node,
+    op: Op,
+    engine: Engine,
+    cell: &Cell,
+) -> CellReport {
+    let line_rate = topology.line_rate(src, dst);
+    let measured = cell.last.as_ref();
+    let gbps = measured.map(|m| m.total_gbps);
+    let per_direction_count = if op == Op::Bidir { 2.0 } else { 1.0 };
+    let efficiency = match (gbps, &line_rate) {
+        (Some(g), Some(rate)) if rate.gbps > 0.0 => Some(g / (rate.gbps * per_direction_count)),
+        _ => None,
+    };
+    CellReport {
+        src,
+        dst,
+        op,
+        engine,
+        link: gpu_pair(src, dst).and_then(|(a, b)| topology.link(a, b)),
+        p2p: p2p_for(topology, src, dst, op),
+        gbps,
+        directions: measured.map(|m| m.directions.clone()).unwrap_or_default(),
+        line_rate_gbps: line_rate.as_ref().map(|r| r.gbps),
+        line_rate_basis: line_rate.map(|r| r.basis),
+        efficiency,
+        samples: measured.map(|m| m.samples),
+        mismatched_bytes: measured.map(|m| m.verification.mismatched_bytes),
+        first_bad_offset: measured.and_then(|m| m.verification.first_bad_offset),
+        throttled: measured.is_some_and(|m| m.throttled),
+        failure: cell.failure.as_ref().map(|f| FailureReport {
+            kind: f.kind,
+            message: f.message.clone(),
+            cuda_error: f.cuda_error,
+        }),
+    }
+}
+
+fn gpu_pair(src: Node, dst: Node) -> Option<(u32, u32)> {
+    match (src, dst) {
+        (Node::Gpu(a), Node::Gpu(b)) => Some((a, b)),
+        _ => None,
+    }
+}
+
+/// The peer-access answer that matters for `op`: a read needs dst to read src's memory, a write
+/// (and each half of bidir) needs src to write into dst's.
+fn p2p_for(topology: &Topology, src: Node, dst: Node, op: Op) -> Option<P2pStatus> {
+    let (a, b) = gpu_pair(src, dst)?;
+    if a == b {
+        return None;
+    }
+    Some(match op {
+        Op::Read | Op::Latency => topology.p2p(b, a)?.read,
+        Op::Write | Op::Bidir => topology.p2p(a, b)?.write,
+    })
+}
+
+/// `nvidia-smi topo -m`'s GPU-by-GPU block.
+fn link_matrix(topology: &Topology) -> Vec<Vec<String>> {
+    topology
+        .gpus
+        .iter()
+        .map(|row| {
+            topology
+                .gpus
+                .iter()
+                .map(|col| {
+                    topology
+                        .link(row.index, col.index)
+                        .map_or_else(|| "?".to_owned(), |l| l.to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Read => "read",
+        Op::Write => "write",
+        Op::Bidir => "bidir",
+        Op::Latency => "latency",
+    }
+}
+
+pub fn engine_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sm => "sm",
+        Engine::Ce => "ce",
+    }
+}
+
+/// As in JSON: `hung`, `gate_timeout`…
+pub fn failure_kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Invalid => "invalid",
+        FailureKind::Unsupported => "unsupported",
+        FailureKind::Driver => "driver",
+        FailureKind::Hung => "hung",
+        FailureKind::GateTimeout => "gate_timeout",
+        FailureKind::Crashed => "crashed",
+        FailureKind::Skipped => "skipped",
+    }
+}

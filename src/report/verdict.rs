@@ -1,0 +1,494 @@
+//! Verdicts for `p2ptop check`: per measured cell, per GPU and overall, each non-pass with a
+//! reason a user can act on.
+//!
+//! A cell fails when it hung or errored, when any sample's data came back wrong, or when its
+//! bandwidth is below a floor (a share of the line rate, or of a baseline report's figure). A GPU
+//! fails when its PCIe link ran below its maximum under load, an NVLink is down, or its error
+//! counters passed DCGM's limits. Throttling and an active power cap are warnings: they explain
+//! low numbers but do not by themselves mean broken hardware.
+
+use super::run::{CellReport, Report};
+use super::seen::GpuSeen;
+use crate::exit;
+use crate::model::topology::{Gpu, LinkType, P2pStatus};
+use crate::probe::protocol::{DirectionSummary, Engine, FailureKind, Node, Op};
+use serde::{Deserialize, Serialize};
+
+/// A check's outcome; ordered so that the worst of several is their maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Pass => "PASS",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+/// The least share of the line rate each kind of path must reach, per direction.
+///
+/// Where the figures come from (REFERENCE.md, "What real machines reach"): copy engines carry
+/// 0.83–0.9 of an NVLink's line rate (HGX H100 371–377 of 450, A100 265–275 of 300) and SM kernels
+/// about 0.8 (SM requests carry at most 128 B of payload, so they trail CE); on PCIe, CE reaches
+/// about 0.8 (RTX 4090 24–26 of 31.5), posted SM writes about 0.8 (H100 device→host 52.8 of 63)
+/// and SM reads only about 0.55 (35.2 of 63: reads are limited by outstanding requests); copies
+/// staged through host memory reach about 0.59 (36–38 of 63 with P2P disabled). Device-local
+/// copies reach 0.8–0.9 of half the memory peak. Each floor sits 0.15–0.2 below the healthy
+/// figure: far enough that run-to-run noise and a warm GPU pass, close enough that a link
+/// trained down, a lost NVLink or traffic detoured through the root complex fails.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Floors {
+    pub nvlink_ce: f64,
+    pub nvlink_sm: f64,
+    pub pcie_ce: f64,
+    pub pcie_sm_write: f64,
+    pub pcie_sm_read: f64,
+    /// GPU to GPU through host memory (no peer access; copy engines only).
+    pub staged: f64,
+    /// A GPU's copy within its own memory, as a share of half the memory peak.
+    pub device_local: f64,
+}
+
+impl Default for Floors {
+    fn default() -> Floors {
+        Floors {
+            nvlink_ce: 0.7,
+            nvlink_sm: 0.65,
+            pcie_ce: 0.65,
+            pcie_sm_write: 0.6,
+            pcie_sm_read: 0.4,
+            staged: 0.4,
+            device_local: 0.6,
+        }
+    }
+}
+
+/// A baseline figure must be matched to this share (nccl-tests' `NCCL_TESTS_MIN_BW` convention).
+pub const BASELINE_SHARE: f64 = 0.9;
+
+/// DCGM's diagnostic limits: PCIe replays per run, NVLink CRC errors per second, recoveries.
+pub const PCIE_REPLAY_LIMIT: u64 = 80;
+pub const NVLINK_CRC_PER_S_LIMIT: f64 = 100.0;
+pub const NVLINK_RECOVERY_LIMIT: u64 = 0;
+
+impl Floors {
+    /// Sets one floor by its name (`nvlink_ce=0.8` on a command line); the error lists the names.
+    pub fn set(&mut self, name: &str, share: f64) -> Result<(), String> {
+        if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+            return Err(format!(
+                "floor {name} must be a share from 0 to 1, not {share}"
+            ));
+        }
+        let slot = match name {
+            "nvlink_ce" => &mut self.nvlink_ce,
+            "nvlink_sm" => &mut self.nvlink_sm,
+            "pcie_ce" => &mut self.pcie_ce,
+            "pcie_sm_write" => &mut self.pcie_sm_write,
+            "pcie_sm_read" => &mut self.pcie_sm_read,
+            "staged" => &mut self.staged,
+            "device_local" => &mut self.device_local,
+            _ => {
+                return Err(format!(
+                    "no floor {name:?}; floors: nvlink_ce, nvlink_sm, pcie_ce, pcie_sm_write, \
+                     pcie_sm_read, staged, device_local"
+                ));
+            }
+        };
+        *slot = share;
+        Ok(())
+    }
+
+    /// The floor for one direction of a cell, and the name of the rule.
+    fn for_direction(&self, cell: &CellReport, d: &DirectionSummary) -> (f64, &'static str) {
+        let pulls = Node::Gpu(d.executor) == d.dst;
+        let staged = cell.p2p.is_some_and(|p| !p.is_ok());
+        match (cell.link, cell.engine) {
+            (Some(LinkType::SelfLink), _) => (self.device_local, "device-local"),
+            (_, _) if staged => (self.staged, "staged through host"),
+            (Some(LinkType::NvLink(_)), Engine::Ce) => (self.nvlink_ce, "NVLink CE"),
+            (Some(LinkType::NvLink(_)), Engine::Sm) => (self.nvlink_sm, "NVLink SM"),
+            (_, Engine::Ce) => (self.pcie_ce, "PCIe CE"),
+            (_, Engine::Sm) if pulls => (self.pcie_sm_read, "PCIe SM read"),
+            (_, Engine::Sm) => (self.pcie_sm_write, "PCIe SM write"),
+        }
+    }
+}
+
+/// One measured cell's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellVerdict {
+    pub src: Node,
+    pub dst: Node,
+    pub op: Op,
+    pub engine: Engine,
+    pub level: Level,
+    /// Why it is not a pass; for a pair that cannot do peer access, why it was not measured.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuVerdict {
+    pub gpu: u32,
+    pub level: Level,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub overall: Level,
+    pub cells: Vec<CellVerdict>,
+    pub gpus: Vec<GpuVerdict>,
+    /// About the run as a whole (interrupted, probe trouble).
+    pub run: Vec<String>,
+    pub run_level: Level,
+}
+
+impl Verdict {
+    /// 0 for a pass (warnings included), 1 for a failure.
+    pub fn exit_code(&self) -> u8 {
+        match self.overall {
+            Level::Pass | Level::Warn => exit::OK,
+            Level::Fail => exit::CHECK_FAILED,
+        }
+    }
+
+    /// Every non-pass reason with its subject, worst first: `FAIL GPU0 → GPU1 write sm: …`.
+    pub fn lines(&self) -> Vec<(Level, String)> {
+        let mut lines: Vec<(Level, String)> = Vec::new();
+        for c in self.cells.iter().filter(|c| c.level > Level::Pass) {
+            let subject = format!(
+                "{} → {} {} {}",
+                c.src,
+                c.dst,
+                super::run::op_name(c.op),
+                super::run::engine_name(c.engine)
+            );
+            lines.extend(
+                c.reasons
+                    .iter()
+                    .map(|r| (c.level, format!("{subject}: {r}"))),
+            );
+        }
+        for g in self.gpus.iter().filter(|g| g.level > Level::Pass) {
+            lines.extend(
+                g.reasons
+                    .iter()
+                    .map(|r| (g.level, format!("GPU{}: {r}", g.gpu))),
+            );
+        }
+        if self.run_level > Level::Pass {
+            lines.extend(
+                self.run
+                    .iter()
+                    .map(|r| (self.run_level, format!("run: {r}"))),
+            );
+        }
+        lines.sort_by_key(|line| std::cmp::Reverse(line.0));
+        lines
+    }
+
+    /// How many cells failed.
+    pub fn failed_cells(&self) -> usize {
+        self.cells.iter().filter(|c| c.level == Level::Fail).count()
+    }
+}
+
+/// Judges a report against floors, or against a baseline report where it has the same cell.
+pub fn judge(report: &Report, floors: &Floors, baseline: Option<&Report>) -> Verdict {
+    let cells: Vec<CellVerdict> = report
+        .cells
+        .iter()
+        .filter(|c| c.op != Op::Latency || c.failure.is_some())
+        .map(|c| judge_cell(c, floors, baseline))
+        .collect();
+    let gpus: Vec<GpuVerdict> = report
+        .machine
+        .topology
+        .gpus
+        .iter()
+        .filter(|g| report.nodes().contains(&Node::Gpu(g.index)))
+        .map(|g| judge_gpu(g, report.telemetry.iter().find(|t| t.gpu == g.index)))
+        .collect();
+    let (run_level, run) = judge_run(report);
+    let overall = cells
+        .iter()
+        .map(|c| c.level)
+        .chain(gpus.iter().map(|g| g.level))
+        .chain([run_level])
+        .max()
+        .unwrap_or(Level::Pass);
+    Verdict {
+        overall,
+        cells,
+        gpus,
+        run,
+        run_level,
+    }
+}
+
+fn judge_cell(cell: &CellReport, floors: &Floors, baseline: Option<&Report>) -> CellVerdict {
+    let mut findings: Vec<(Level, String)> = Vec::new();
+    let no_p2p = cell.p2p.filter(|p| !p.is_ok());
+    if let (Some(LinkType::NvLink(n)), Some(status)) = (cell.link, no_p2p) {
+        findings.push((
+            Level::Fail,
+            format!(
+                "joined by {n} NVLink(s) but peer access is {}; NVLink pairs must have it. {}",
+                status.code(),
+                status.sentence()
+            ),
+        ));
+    }
+    if let Some(f) = &cell.failure {
+        findings.push(judge_failure(
+            cell,
+            f.kind,
+            &f.message,
+            f.cuda_error,
+            no_p2p,
+        ));
+    }
+    if let (Some(bad), true) = (cell.mismatched_bytes, cell.corrupted()) {
+        let at = cell
+            .first_bad_offset
+            .map_or_else(String::new, |o| format!(", first at byte offset {o}"));
+        findings.push((
+            Level::Fail,
+            format!("data corrupted: {bad} byte(s) arrived wrong{at}; this path cannot be trusted"),
+        ));
+    }
+    if cell.gbps.is_some() {
+        let baseline_cell = baseline.and_then(|b| b.cell(cell.src, cell.dst, cell.op, cell.engine));
+        match baseline_cell.and_then(|b| b.gbps) {
+            Some(before) => findings.extend(against_baseline(cell, before)),
+            None => findings.extend(against_floors(cell, floors)),
+        }
+    }
+    if cell.throttled {
+        findings.push((
+            Level::Warn,
+            "measured while a GPU of the pair was throttling; the figure may be low".into(),
+        ));
+    }
+    let level = findings.iter().map(|f| f.0).max().unwrap_or(Level::Pass);
+    CellVerdict {
+        src: cell.src,
+        dst: cell.dst,
+        op: cell.op,
+        engine: cell.engine,
+        level,
+        reasons: findings.into_iter().map(|f| f.1).collect(),
+    }
+}
+
+/// A pair that could not be measured. Missing peer access is a fact of the machine, not a fault,
+/// unless the pair is joined by NVLink (that case already failed above).
+fn judge_failure(
+    cell: &CellReport,
+    kind: FailureKind,
+    message: &str,
+    cuda_error: Option<i32>,
+    no_p2p: Option<P2pStatus>,
+) -> (Level, String) {
+    let code = cuda_error.map_or_else(String::new, |c| format!(" (CUDA error {c})"));
+    match (kind, no_p2p) {
+        (FailureKind::Unsupported, Some(status)) => (
+            if cell.link.is_some_and(LinkType::is_nvlink) {
+                Level::Fail
+            } else {
+                Level::Pass
+            },
+            format!("not measured: {}", status.sentence()),
+        ),
+        (FailureKind::Hung, _) => (Level::Fail, format!("hung: {message}")),
+        (FailureKind::Crashed, _) => (Level::Fail, format!("the probe crashed: {message}")),
+        // Left out after the pair hung or crashed the probe: as broken as the first failure.
+        (FailureKind::Skipped, _) => (Level::Fail, message.to_owned()),
+        (FailureKind::GateTimeout, _) => (
+            Level::Fail,
+            format!("no trustworthy sample (every start gate timed out): {message}"),
+        ),
+        (FailureKind::Driver, _) => (Level::Fail, format!("driver error{code}: {message}")),
+        (FailureKind::Unsupported, None) => (
+            Level::Fail,
+            format!("refused although peer access is reported OK{code}: {message}"),
+        ),
+        (FailureKind::Invalid, _) => (Level::Fail, format!("invalid request: {message}")),
+    }
+}
+
+fn against_floors(cell: &CellReport, floors: &Floors) -> Vec<(Level, String)> {
+    let Some(line) = cell.line_rate_gbps.filter(|l| *l > 0.0) else {
+        return Vec::new();
+    };
+    cell.directions
+        .iter()
+        .filter_map(|d| {
+            let (floor, rule) = floors.for_direction(cell, d);
+            let share = d.median_gbps / line;
+            (share < floor).then(|| {
+                (
+                    Level::Fail,
+                    format!(
+                        "{} → {} at {:.1} GB/s is {:.0}% of the {:.1} GB/s line rate{}; the {rule} \
+                         floor is {:.0}%",
+                        d.src,
+                        d.dst,
+                        d.median_gbps,
+                        share * 100.0,
+                        line,
+                        cell.line_rate_basis
+                            .as_deref()
+                            .map_or_else(String::new, |b| format!(" ({b})")),
+                        floor * 100.0
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn against_baseline(cell: &CellReport, before: f64) -> Option<(Level, String)> {
+    let now = cell.gbps?;
+    (now < BASELINE_SHARE * before).then(|| {
+        (
+            Level::Fail,
+            format!(
+                "{now:.1} GB/s is {:.0}% of the baseline's {before:.1} GB/s; at least {:.0}% is \
+                 needed",
+                now / before * 100.0,
+                BASELINE_SHARE * 100.0
+            ),
+        )
+    })
+}
+
+fn judge_gpu(gpu: &Gpu, seen: Option<&GpuSeen>) -> GpuVerdict {
+    let mut findings: Vec<(Level, String)> = Vec::new();
+    for link in gpu.nvlinks.iter().filter(|l| !l.active) {
+        findings.push((Level::Fail, format!("NVLink {} is down", link.link)));
+    }
+    if let Some(seen) = seen {
+        findings.extend(pcie_under_load(gpu, seen));
+        findings.extend(error_counters(seen));
+        if seen.throttled() {
+            findings.push((
+                Level::Warn,
+                format!(
+                    "throttled during the run (reasons seen: {}; hottest {})",
+                    seen.throttle_reasons.join(", "),
+                    seen.max_temp_c
+                        .map_or_else(|| "n/a".to_owned(), |t| format!("{t:.0} °C"))
+                ),
+            ));
+        }
+        if seen.power_capped() {
+            let limit = seen
+                .power_limit_min_w
+                .map_or_else(String::new, |w| format!(" at {w:.0} W"));
+            findings.push((
+                Level::Warn,
+                format!("the power cap held clocks down{limit}; check `nvidia-smi -q -d POWER`"),
+            ));
+        }
+    }
+    GpuVerdict {
+        gpu: gpu.index,
+        level: findings.iter().map(|f| f.0).max().unwrap_or(Level::Pass),
+        reasons: findings.into_iter().map(|f| f.1).collect(),
+    }
+}
+
+/// The link's best generation and width during the run against its maximum. Idle links train
+/// down, so only the best seen while copies ran says whether the link can reach its maximum.
+fn pcie_under_load(gpu: &Gpu, seen: &GpuSeen) -> Option<(Level, String)> {
+    let (max_gen, max_width) = (gpu.pcie.gen_max?, gpu.pcie.width_max?);
+    let (got_gen, got_width) = (seen.pcie_gen_max_seen?, seen.pcie_width_max_seen?);
+    (got_gen < max_gen || got_width < max_width).then(|| {
+        (
+            Level::Fail,
+            format!(
+                "PCIe link reached only Gen{got_gen} x{got_width} under load; it can do \
+                 Gen{max_gen} x{max_width}"
+            ),
+        )
+    })
+}
+
+fn error_counters(seen: &GpuSeen) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
+    let e = &seen.errors;
+    if let Some(n) = e.pcie_replay.filter(|n| *n > PCIE_REPLAY_LIMIT) {
+        out.push((
+            Level::Fail,
+            format!("{n} PCIe replays during the run (limit {PCIE_REPLAY_LIMIT}, as DCGM's)"),
+        ));
+    }
+    if let Some(n) = e.nvlink_crc {
+        let per_s = n as f64 / seen.seconds.max(1.0);
+        if per_s > NVLINK_CRC_PER_S_LIMIT {
+            out.push((
+                Level::Fail,
+                format!(
+                    "{per_s:.0} NVLink CRC errors per second (limit {NVLINK_CRC_PER_S_LIMIT:.0}, \
+                     as DCGM's)"
+                ),
+            ));
+        }
+    }
+    if let Some(n) = e.nvlink_recovery.filter(|n| *n > NVLINK_RECOVERY_LIMIT) {
+        out.push((
+            Level::Fail,
+            format!(
+                "{n} NVLink recoveries during the run (limit {NVLINK_RECOVERY_LIMIT}, as DCGM's)"
+            ),
+        ));
+    }
+    out
+}
+
+/// An interrupted run or probe trouble: the matrix may have holes, so say so.
+fn judge_run(report: &Report) -> (Level, Vec<String>) {
+    let mut reasons = Vec::new();
+    if !report.run.complete {
+        reasons
+            .push("interrupted before every measurement finished; the report is incomplete".into());
+    }
+    reasons.extend(report.problems.iter().cloned());
+    let level = if reasons.is_empty() {
+        Level::Pass
+    } else {
+        Level::Warn
+    };
+    (level, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floors_are_set_by_name_and_bad_names_or_values_are_refused() {
+        let mut floors = Floors::default();
+        floors.set("pcie_sm_read", 0.5).unwrap();
+        assert_eq!(floors.pcie_sm_read, 0.5);
+        let err = floors.set("nvlink", 0.5).unwrap_err();
+        assert!(err.contains("nvlink_ce"), "{err}");
+        assert!(floors.set("staged", 1.5).is_err());
+        assert!(floors.set("staged", f64::NAN).is_err());
+    }
+
+    #[test]
+    fn levels_order_from_pass_to_fail() {
+        assert!(Level::Pass < Level::Warn && Level::Warn < Level::Fail);
+        assert_eq!(Level::Fail.word(), "FAIL");
+    }
+}
