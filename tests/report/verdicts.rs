@@ -264,7 +264,7 @@ fn raised_floors_fail_what_the_defaults_pass() {
     assert!(
         has(
             &lines_at(&verdict, Level::Fail),
-            &["NVLink SM floor is 95%"]
+            &["NVLink SM floor (nvlink_sm) is 95%"]
         ),
         "{:?}",
         verdict.lines()
