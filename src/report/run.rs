@@ -160,6 +160,14 @@ impl Report {
             .find(|c| c.src == src && c.dst == dst && c.op == op && c.engine == engine)
     }
 
+    /// Telemetry of the GPUs that took part (the sampler reads every GPU of the machine).
+    pub fn measured_telemetry(&self) -> impl Iterator<Item = &GpuSeen> {
+        let nodes = self.nodes();
+        self.telemetry
+            .iter()
+            .filter(move |t| nodes.contains(&Node::Gpu(t.gpu)))
+    }
+
     /// The host's name, or "unknown host".
     pub fn hostname(&self) -> &str {
         self.machine

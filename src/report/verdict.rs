@@ -106,18 +106,26 @@ impl Floors {
         Ok(())
     }
 
-    /// The floor for one direction of a cell, and the name of the rule.
+    /// The floor for one direction of a cell, and its name. A GPU that pulls (its kernel reads
+    /// the other end's memory) is judged as a read whatever the op is called: `write` host →
+    /// GPU runs on the GPU and pulls.
     fn for_direction(&self, cell: &CellReport, d: &DirectionSummary) -> (f64, &'static str) {
         let pulls = Node::Gpu(d.executor) == d.dst;
         let staged = cell.p2p.is_some_and(|p| !p.is_ok());
         match (cell.link, cell.engine) {
-            (Some(LinkType::SelfLink), _) => (self.device_local, "device-local"),
-            (_, _) if staged => (self.staged, "staged through host"),
-            (Some(LinkType::NvLink(_)), Engine::Ce) => (self.nvlink_ce, "NVLink CE"),
-            (Some(LinkType::NvLink(_)), Engine::Sm) => (self.nvlink_sm, "NVLink SM"),
-            (_, Engine::Ce) => (self.pcie_ce, "PCIe CE"),
-            (_, Engine::Sm) if pulls => (self.pcie_sm_read, "PCIe SM read"),
-            (_, Engine::Sm) => (self.pcie_sm_write, "PCIe SM write"),
+            (Some(LinkType::SelfLink), _) => {
+                (self.device_local, "device-local floor (device_local)")
+            }
+            (_, _) if staged => (self.staged, "staged-through-host floor (staged)"),
+            (Some(LinkType::NvLink(_)), Engine::Ce) => {
+                (self.nvlink_ce, "NVLink CE floor (nvlink_ce)")
+            }
+            (Some(LinkType::NvLink(_)), Engine::Sm) => {
+                (self.nvlink_sm, "NVLink SM floor (nvlink_sm)")
+            }
+            (_, Engine::Ce) => (self.pcie_ce, "PCIe CE floor (pcie_ce)"),
+            (_, Engine::Sm) if pulls => (self.pcie_sm_read, "PCIe SM pull floor (pcie_sm_read)"),
+            (_, Engine::Sm) => (self.pcie_sm_write, "PCIe SM push floor (pcie_sm_write)"),
         }
     }
 }
@@ -339,7 +347,7 @@ fn against_floors(cell: &CellReport, floors: &Floors) -> Vec<(Level, String)> {
                     Level::Fail,
                     format!(
                         "{} → {} at {:.1} GB/s is {:.0}% of the {:.1} GB/s line rate{}; the {rule} \
-                         floor is {:.0}%",
+                         is {:.0}%",
                         d.src,
                         d.dst,
                         d.median_gbps,

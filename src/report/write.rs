@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A file that could not be written; the target is unchanged.
 #[derive(Debug)]
@@ -51,14 +52,17 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// `dir/.name.tmp-PID`: hidden, beside the target, unique per process.
+/// `dir/.name.tmp-PID-N`: hidden, beside the target, unique per process and call (two threads
+/// may write the same target at once; the last rename wins, whole).
 fn temp_beside(path: &Path) -> io::Result<PathBuf> {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
     let mut temp = std::ffi::OsString::from(".");
     temp.push(name);
-    temp.push(format!(".tmp-{}", std::process::id()));
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    temp.push(format!(".tmp-{}-{call}", std::process::id()));
     Ok(path.with_file_name(temp))
 }
 

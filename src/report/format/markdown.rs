@@ -51,7 +51,7 @@ pub fn render(
     list(
         &mut out,
         "Telemetry over the run",
-        report.telemetry.iter().map(telemetry_line).collect(),
+        report.measured_telemetry().map(telemetry_line).collect(),
     );
     let _ = writeln!(
         out,
@@ -105,6 +105,7 @@ fn machine(out: &mut String, report: &Report) {
     for g in &t.gpus {
         let _ = write!(out, "{:<6}", format!("GPU{}", g.index));
     }
+    out.truncate(out.trim_end().len());
     out.push('\n');
     for (g, row) in t.gpus.iter().zip(&report.machine.link_matrix) {
         let _ = write!(out, "{:<6}", format!("GPU{}", g.index));
@@ -164,10 +165,12 @@ fn verdicts(out: &mut String, verdict: &Verdict) {
             .filter(|g| g.level == Level::Fail)
             .count()
     );
-    for line in lines {
-        let _ = writeln!(out, "- {line}");
+    if !lines.is_empty() {
+        for line in lines {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push('\n');
     }
-    out.push('\n');
 }
 
 fn diagnosis(out: &mut String, findings: &[Finding]) {

@@ -165,15 +165,18 @@ pub fn notes(report: &Report) -> Vec<String> {
             ));
         }
         if let Some(f) = &cell.failure {
-            let mark = failure_mark(Some(cell)).unwrap_or_default();
-            let detail = match cell.p2p.filter(|p| !p.is_ok()) {
-                Some(status) if f.kind == FailureKind::Unsupported => status.sentence().to_owned(),
-                _ => f.message.clone(),
-            };
             let code = f
                 .cuda_error
                 .map_or_else(String::new, |c| format!(" (CUDA error {c})"));
-            notes.push(format!("{}: {mark}{code} — {detail}", cell.label()));
+            let line = match cell.p2p.filter(|p| !p.is_ok()) {
+                Some(status) if f.kind == FailureKind::Unsupported => status.sentence().to_owned(),
+                _ => format!(
+                    "{}{code} — {}",
+                    failure_mark(Some(cell)).unwrap_or_default(),
+                    f.message
+                ),
+            };
+            notes.push(format!("{}: {line}", cell.label()));
         }
     }
     notes

@@ -32,18 +32,17 @@ pub fn render(
     section(
         &mut out,
         "telemetry over the run",
-        report.telemetry.iter().map(telemetry_line).collect(),
+        report.measured_telemetry().map(telemetry_line).collect(),
     );
-    let verdicts = verdict
+    let verdicts: Vec<String> = verdict
         .lines()
         .into_iter()
         .map(|(level, line)| format!("{} {line}", level.word()))
         .collect();
-    section(
-        &mut out,
-        &format!("verdict: {}", verdict.overall.word()),
-        verdicts,
-    );
+    let _ = writeln!(out, "\nverdict: {}", verdict.overall.word());
+    for line in verdicts {
+        let _ = writeln!(out, "  {line}");
+    }
     section(
         &mut out,
         "findings",
@@ -59,7 +58,11 @@ pub fn render(
     out
 }
 
+/// A titled list; nothing at all when there are no lines.
 fn section(out: &mut String, title: &str, lines: Vec<String>) {
+    if lines.is_empty() {
+        return;
+    }
     let _ = writeln!(out, "\n{title}");
     for line in lines {
         let _ = writeln!(out, "  {line}");
@@ -114,11 +117,11 @@ pub fn estimate_lines(e: &Estimate) -> Vec<String> {
     )];
     for s in &e.syncs {
         lines.push(format!(
-            "all-reduce of {}: {:.2} s measured{}",
+            "all-reduce of {}: {:.3} s measured{}",
             s.label,
             s.seconds,
             s.seconds_at_line_rate
-                .map_or_else(String::new, |t| format!(", {t:.2} s at line rate"))
+                .map_or_else(String::new, |t| format!(", {t:.3} s at line rate"))
         ));
     }
     lines

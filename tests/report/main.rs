@@ -1,0 +1,9 @@
+//! Reports, verdicts, findings, estimates and fleet summaries of simulated runs: boards are
+//! filled through the probe's own command loop, as in a real run.
+
+mod common;
+mod diagnosis;
+mod fleet;
+mod formats;
+mod training;
+mod verdicts;
