@@ -1,5 +1,7 @@
 //! The command line: global options and one subcommand per action.
 
+use crate::probe::protocol::Engine;
+use crate::report::format::Format;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -28,13 +30,83 @@ pub struct MachineArgs {
     /// The probe binary to run [default: p2ptop-probe next to p2ptop].
     #[arg(long, global = true, env = "P2PTOP_PROBE", value_name = "PATH")]
     pub probe: Option<PathBuf>,
+    /// Only these GPUs (as nvidia-smi numbers them), e.g. 0,2,3 [default: all].
+    #[arg(long, global = true, value_delimiter = ',', value_name = "LIST")]
+    pub devices: Option<Vec<u32>>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Action {
+    /// Measure every pair once (read, write, bidir, latency; GPUs and the host) and print the
+    /// matrices with line rates and efficiency.
+    Run(RunArgs),
+    /// Measure like `run`, then judge every pair and GPU: exit 0 pass, 1 fail.
+    Check(CheckArgs),
+    /// Merge JSON reports from many nodes into one table and flag the slow ones.
+    Fleet(FleetArgs),
     /// Show how the GPUs are connected, as `nvidia-smi topo -m` does, with P2P status, links
     /// and line rates.
     Topo(TopoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Who moves the bytes: p2ptop's SM kernels, the copy engines, or both.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Both)]
+    pub engine: EngineChoice,
+    /// Size of each source and destination buffer.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub buffer_mib: u64,
+    /// Timed samples per measurement (the median is reported).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub samples: u32,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file (whole or not at all) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Compare with a previous JSON report: each cell must reach 0.9 × its figure there.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Change a floor (share of line rate), e.g. nvlink_ce=0.8; repeatable. Names: nvlink_ce,
+    /// nvlink_sm, pcie_ce, pcie_sm_write, pcie_sm_read, staged, device_local.
+    #[arg(long, value_name = "NAME=SHARE")]
+    pub floor: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FleetArgs {
+    /// JSON reports (`p2ptop check --format json -o FILE` on each node).
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file (whole or not at all) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    Sm,
+    Ce,
+    Both,
+}
+
+impl EngineChoice {
+    pub fn engines(self) -> Vec<Engine> {
+        match self {
+            EngineChoice::Sm => vec![Engine::Sm],
+            EngineChoice::Ce => vec![Engine::Ce],
+            EngineChoice::Both => vec![Engine::Sm, Engine::Ce],
+        }
+    }
 }
 
 #[derive(Args, Debug)]

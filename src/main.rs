@@ -16,6 +16,9 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Some(Action::Topo(args)) => p2ptop::commands::topo::run(&cli.machine, &args),
+        Some(Action::Run(args)) => p2ptop::commands::run::run(&cli.machine, &args),
+        Some(Action::Check(args)) => p2ptop::commands::check::run(&cli.machine, &args),
+        Some(Action::Fleet(args)) => p2ptop::commands::fleet::run(&args),
         None => gpus(&cli),
     };
     exit::code(code)

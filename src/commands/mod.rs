@@ -1,5 +1,9 @@
 //! One module per action of the command line; each returns the process's exit code.
 
+pub mod check;
+pub mod fleet;
+pub mod measure;
+pub mod run;
 pub mod topo;
 
 use crate::cli::MachineArgs;
@@ -54,14 +58,22 @@ pub fn topology(args: &MachineArgs) -> Result<(Topology, Option<String>), Failur
 }
 
 /// Opens the machine for measuring: the simulation, or NVML and the probe.
-pub fn connect(args: &MachineArgs, telemetry_interval: Duration) -> Result<Connection, Failure> {
+/// `paced` runs a simulation at the speed of the real machine (for the live view) rather than
+/// at once.
+pub fn connect(
+    args: &MachineArgs,
+    telemetry_interval: Duration,
+    paced: bool,
+) -> Result<Connection, Failure> {
     if let Some((machine, name)) = simulated(args)? {
-        return Ok(source::simulated::open(
-            machine,
-            &name,
-            args.seed,
-            telemetry_interval,
-        ));
+        let pacing = if paced {
+            source::simulated::Pacing::WallClock {
+                telemetry: telemetry_interval,
+            }
+        } else {
+            source::simulated::Pacing::Instant
+        };
+        return Ok(source::simulated::open(machine, &name, args.seed, pacing));
     }
     let probe = args
         .probe

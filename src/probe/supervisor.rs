@@ -38,7 +38,9 @@ const STDERR_TAIL: usize = 8;
 const TICK: Duration = Duration::from_millis(100);
 
 /// What the supervisor thread hears: commands from p2ptop, lines and ends from a child.
-enum Msg {
+pub struct Msg(Inner);
+
+enum Inner {
     Command(Command),
     /// A line from the child of this generation.
     Line(u64, String),
@@ -53,34 +55,83 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn send(&self, command: Command) -> bool {
-        self.tx.send(Msg::Command(command)).is_ok()
+        self.tx.send(Msg(Inner::Command(command))).is_ok()
     }
 }
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Quit);
+        let _ = self.tx.send(Msg(Inner::Quit));
     }
 }
 
-/// Starts the probe, waits for its hello, and supervises it from then on.
+/// Where a running probe's output goes: its lines, then its end.
+#[derive(Clone)]
+pub struct LineSink {
+    generation: u64,
+    tx: Sender<Msg>,
+}
+
+impl LineSink {
+    /// Passes one line of output on; false once the supervisor has gone.
+    pub fn line(&self, line: String) -> bool {
+        self.tx
+            .send(Msg(Inner::Line(self.generation, line)))
+            .is_ok()
+    }
+
+    /// Says the probe's output has ended.
+    pub fn end(&self) {
+        let _ = self.tx.send(Msg(Inner::Eof(self.generation)));
+    }
+}
+
+/// Starts probes: the `p2ptop-probe` binary, or a simulated probe on a thread. Each speaks the
+/// protocol's lines, so one supervisor watches both.
+pub trait Launcher: Send + 'static {
+    fn launch(&self, output: LineSink) -> Result<Box<dyn RunningProbe>, StartError>;
+}
+
+/// A probe that has been started.
+pub trait RunningProbe: Send {
+    /// Sends one command; false when the probe no longer listens.
+    fn send(&mut self, command: &Command) -> bool;
+    fn kill(&mut self);
+    /// How it ended, in words (once its output has ended).
+    fn exit_text(&mut self) -> String;
+    /// Its last lines of errors, if it has any.
+    fn stderr_text(&self) -> String;
+}
+
+/// Starts the probe binary, waits for its hello, and supervises it from then on.
 pub fn start(probe: &Path, feed: Sender<Feed>) -> Result<(Supervisor, Hello), StartError> {
     if !probe.is_file() {
         return Err(StartError::Missing(probe.to_path_buf()));
     }
+    start_with(Binary(probe.to_path_buf()), feed)
+}
+
+/// Starts a probe with `launcher`, waits for its hello, and supervises it from then on.
+pub fn start_with(
+    launcher: impl Launcher,
+    feed: Sender<Feed>,
+) -> Result<(Supervisor, Hello), StartError> {
     let (tx, rx) = mpsc::channel();
     let (greeted_tx, greeted) = mpsc::channel();
-    let probe = probe.to_path_buf();
     let loop_tx = tx.clone();
     thread::spawn(move || {
-        let mut child = match Probe::spawn(&probe, 0, &loop_tx) {
+        let sink = LineSink {
+            generation: 0,
+            tx: loop_tx.clone(),
+        };
+        let mut child = match launcher.launch(sink) {
             Ok(c) => c,
             Err(e) => {
                 let _ = greeted_tx.send(Err(e));
                 return;
             }
         };
-        match child.greeting(&rx, launch::HELLO_TIMEOUT) {
+        match greeting(child.as_mut(), &rx, launch::HELLO_TIMEOUT) {
             Ok(hello) => {
                 let _ = greeted_tx.send(Ok(hello));
             }
@@ -92,7 +143,7 @@ pub fn start(probe: &Path, feed: Sender<Feed>) -> Result<(Supervisor, Hello), St
         }
         // The thread that spawned the child must outlive it: PR_SET_PDEATHSIG fires when the
         // spawning thread exits. It runs the supervision loop until p2ptop lets go.
-        Loop::new(probe, child, loop_tx, feed).run(&rx);
+        Loop::new(Box::new(launcher), child, loop_tx, feed).run(&rx);
     });
     let hello = greeted
         .recv()
@@ -100,16 +151,55 @@ pub fn start(probe: &Path, feed: Sender<Feed>) -> Result<(Supervisor, Hello), St
     Ok((Supervisor { tx }, hello))
 }
 
-/// One running child.
-struct Probe {
+/// Waits for the first line of the first probe and reads it as the probe's hello.
+fn greeting(
+    probe: &mut dyn RunningProbe,
+    rx: &Receiver<Msg>,
+    timeout: Duration,
+) -> Result<Hello, StartError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Msg(Inner::Line(0, line))) => return launch::interpret(Some(&line), ""),
+            Ok(Msg(Inner::Eof(0))) => {
+                probe.exit_text();
+                // stderr may still be draining; its reader ends with the process.
+                thread::sleep(Duration::from_millis(50));
+                return launch::interpret(None, &probe.stderr_text());
+            }
+            Ok(_) => {} // commands wait in the loop's queue
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(StartError::Broken(format!(
+                    "no hello within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(StartError::Broken("p2ptop is shutting down".into()));
+            }
+        }
+    }
+}
+
+/// The `p2ptop-probe` binary.
+struct Binary(PathBuf);
+
+impl Launcher for Binary {
+    fn launch(&self, output: LineSink) -> Result<Box<dyn RunningProbe>, StartError> {
+        Ok(Box::new(Process::spawn(&self.0, output)?))
+    }
+}
+
+/// One running child process.
+struct Process {
     child: Child,
     stdin: ChildStdin,
-    generation: u64,
     stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
-impl Probe {
-    fn spawn(path: &Path, generation: u64, tx: &Sender<Msg>) -> Result<Probe, StartError> {
+impl Process {
+    fn spawn(path: &Path, output: LineSink) -> Result<Process, StartError> {
         let parent = std::process::id() as libc::pid_t;
         let mut command = std::process::Command::new(path);
         command
@@ -136,15 +226,14 @@ impl Probe {
         else {
             unreachable!("all three streams were requested as pipes");
         };
-        let lines = tx.clone();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if lines.send(Msg::Line(generation, line)).is_err() {
+                if !output.line(line) {
                     return;
                 }
             }
-            let _ = lines.send(Msg::Eof(generation));
+            output.end();
         });
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let keep = tail.clone();
@@ -158,43 +247,15 @@ impl Probe {
                 }
             }
         });
-        Ok(Probe {
+        Ok(Process {
             child,
             stdin,
-            generation,
             stderr: tail,
         })
     }
+}
 
-    /// Waits for the first line and reads it as the probe's hello.
-    fn greeting(&mut self, rx: &Receiver<Msg>, timeout: Duration) -> Result<Hello, StartError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Msg::Line(g, line)) if g == self.generation => {
-                    return launch::interpret(Some(&line), "");
-                }
-                Ok(Msg::Eof(g)) if g == self.generation => {
-                    let _ = self.child.wait();
-                    // stderr may still be draining; its reader ends with the process.
-                    thread::sleep(Duration::from_millis(50));
-                    return launch::interpret(None, &self.stderr_text());
-                }
-                Ok(_) => {} // commands wait in the loop's queue; old generations are stale
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(StartError::Broken(format!(
-                        "no hello within {} s",
-                        timeout.as_secs()
-                    )));
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(StartError::Broken("p2ptop is shutting down".into()));
-                }
-            }
-        }
-    }
-
+impl RunningProbe for Process {
     fn send(&mut self, command: &Command) -> bool {
         writeln!(self.stdin, "{}", command.to_line()).is_ok() && self.stdin.flush().is_ok()
     }
@@ -209,7 +270,6 @@ impl Probe {
         let _ = self.child.wait();
     }
 
-    /// How the process ended, in words (after it closed its output).
     fn exit_text(&mut self) -> String {
         match self.child.wait() {
             Ok(status) => status.to_string(),
@@ -268,8 +328,8 @@ impl Part {
 }
 
 struct Loop {
-    path: PathBuf,
-    probe: Option<Probe>,
+    launcher: Box<dyn Launcher>,
+    probe: Option<Box<dyn RunningProbe>>,
     generation: u64,
     tx: Sender<Msg>,
     feed: Sender<Feed>,
@@ -287,9 +347,14 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(path: PathBuf, probe: Probe, tx: Sender<Msg>, feed: Sender<Feed>) -> Loop {
+    fn new(
+        launcher: Box<dyn Launcher>,
+        probe: Box<dyn RunningProbe>,
+        tx: Sender<Msg>,
+        feed: Sender<Feed>,
+    ) -> Loop {
         Loop {
-            path,
+            launcher,
             probe: Some(probe),
             generation: 0,
             tx,
@@ -308,11 +373,11 @@ impl Loop {
     fn run(mut self, rx: &Receiver<Msg>) {
         loop {
             match rx.recv_timeout(TICK) {
-                Ok(Msg::Command(c)) => self.accept(c),
-                Ok(Msg::Line(g, line)) if g == self.generation => self.line(&line),
-                Ok(Msg::Eof(g)) if g == self.generation => self.died(),
-                Ok(Msg::Line(..) | Msg::Eof(_)) => {} // from a probe already replaced
-                Ok(Msg::Quit) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Msg(Inner::Command(c))) => self.accept(c),
+                Ok(Msg(Inner::Line(g, line))) if g == self.generation => self.line(&line),
+                Ok(Msg(Inner::Eof(g))) if g == self.generation => self.died(),
+                Ok(Msg(Inner::Line(..) | Inner::Eof(_))) => {} // from a probe already replaced
+                Ok(Msg(Inner::Quit)) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => self.watchdog(),
             }
             self.dispatch();
@@ -604,7 +669,11 @@ impl Loop {
             thread::sleep(self.backoff);
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             self.generation += 1;
-            match Probe::spawn(&self.path, self.generation, &self.tx) {
+            let sink = LineSink {
+                generation: self.generation,
+                tx: self.tx.clone(),
+            };
+            match self.launcher.launch(sink) {
                 Ok(p) => {
                     self.probe = Some(p);
                     return;

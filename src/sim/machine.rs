@@ -339,6 +339,47 @@ impl Machine {
         }
     }
 
+    /// What the simulated probe says in its hello: the GPUs as CUDA describes them, and peer
+    /// access as `cuDeviceCanAccessPeer` answers it.
+    pub fn hello(&self) -> crate::probe::protocol::Event {
+        use crate::probe::protocol::{DeviceInfo, Event, PROTOCOL_VERSION, PeerInfo};
+        let devices = self
+            .gpus
+            .iter()
+            .map(|g| DeviceInfo {
+                ordinal: g.index,
+                name: g.model.name.clone(),
+                pci_bus_id: g.bus_id.clone(),
+                compute_capability: g.model.compute_capability.clone(),
+                sm_count: g.model.sm_count,
+                memory_mib: g.model.memory_gib * 1024,
+            })
+            .collect();
+        let mut peers = Vec::new();
+        for a in &self.gpus {
+            for b in self.gpus.iter().filter(|b| b.index != a.index) {
+                let p2p = self.p2p(a.index, b.index);
+                peers.push(PeerInfo {
+                    src: a.index,
+                    dst: b.index,
+                    can_access: p2p.read.is_ok(),
+                    native_atomics: p2p.atomics.is_ok(),
+                    performance_rank: if self.nvlinks_between(a.index, b.index) > 0 {
+                        0
+                    } else {
+                        1
+                    },
+                });
+            }
+        }
+        Event::Hello {
+            protocol: PROTOCOL_VERSION,
+            cuda_driver_version: self.host().cuda_version.clone(),
+            devices,
+            peers,
+        }
+    }
+
     fn nvml_gpu(&self, g: &SimGpu) -> Gpu {
         let host = self.host();
         let per_socket = host.cpus / host.sockets;

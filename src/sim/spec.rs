@@ -74,6 +74,9 @@ pub struct ModelSpec {
     /// As NVML names it, e.g. "NVIDIA GeForce RTX 3090".
     pub name: String,
     pub architecture: String,
+    /// As CUDA reports it, e.g. "8.6".
+    pub compute_capability: String,
+    pub sm_count: u32,
     pub memory_gib: u64,
     pub memory_peak_gbps: f64,
     /// The slot's link at its best, e.g. "4.0 x16".

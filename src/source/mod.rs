@@ -9,7 +9,7 @@ use crate::app::feed::Feed;
 use crate::model::topology::Topology;
 use crate::probe::protocol::Command;
 use crate::probe::supervisor::Supervisor;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 
 /// How often telemetry is read unless the user says otherwise.
 pub const DEFAULT_TELEMETRY_INTERVAL_MS: u64 = 500;
@@ -20,22 +20,14 @@ pub struct Connection {
     /// The preset or file name when the machine is simulated.
     pub simulated: Option<String>,
     pub feed: Receiver<Feed>,
-    commands: Commands,
-}
-
-/// Where commands go: the simulated probe's queue, or the real probe's supervisor.
-enum Commands {
-    Simulated(Sender<Command>),
-    Probe(Supervisor),
+    /// The supervisor of the probe, real or simulated.
+    commands: Supervisor,
 }
 
 impl Connection {
     /// Sends a command to the probe. Returns false when the probe side has gone away (its
     /// reason arrives on the feed).
     pub fn send(&self, command: Command) -> bool {
-        match &self.commands {
-            Commands::Simulated(tx) => tx.send(command).is_ok(),
-            Commands::Probe(supervisor) => supervisor.send(command),
-        }
+        self.commands.send(command)
     }
 }

@@ -1,7 +1,7 @@
 //! The real machine behind a [`Connection`]: NVML for the topology and telemetry, the supervised
 //! probe for measurements.
 
-use super::{Commands, Connection};
+use super::Connection;
 use crate::app::feed::Feed;
 use crate::nvml::{discover, real, sampler};
 use crate::probe::launch::StartError;
@@ -70,6 +70,6 @@ pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
         topology,
         simulated: None,
         feed,
-        commands: Commands::Probe(supervisor),
+        commands: supervisor,
     })
 }

@@ -1,11 +1,14 @@
 //! A simulated machine behind a [`Connection`]: the simulated probe runs the probe's own command
-//! loop on one thread and a sampler reads telemetry on another, both paced to the wall clock so
-//! the live view shows the simulation at the speed a real machine would run.
+//! loop on one thread. For the live view it is paced to the wall clock, with a sampler reading
+//! telemetry on another thread, so the simulation runs at the speed a real machine would. For
+//! headless runs it runs as fast as it can, with a telemetry frame after every measurement.
 
-use super::{Commands, Connection};
+use super::Connection;
 use crate::app::feed::Feed;
-use crate::probe::protocol::{Engine, Event, Op, Pair, Settings};
+use crate::probe::launch::StartError;
+use crate::probe::protocol::{Command, Engine, Event, Op, Pair, Settings};
 use crate::probe::session::{self, Control, Failure, Finish, Measurer};
+use crate::probe::supervisor::{self, Launcher, LineSink, RunningProbe};
 use crate::sim::machine::Machine;
 use crate::sim::simulation::Simulation;
 use std::sync::mpsc;
@@ -44,54 +47,118 @@ impl Shared {
     }
 }
 
-/// Opens `machine` (named `name` in every screen and report), simulating with `seed` and
-/// reading telemetry every `interval`.
-pub fn open(machine: Machine, name: &str, seed: u64, interval: Duration) -> Connection {
+/// How simulated time relates to the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// Events arrive when a real machine would send them; telemetry every interval.
+    WallClock { telemetry: Duration },
+    /// Events arrive at once; a telemetry frame follows every measurement.
+    Instant,
+}
+
+/// Opens `machine` (named `name` in every screen and report), simulating with `seed`. The
+/// simulated probe runs under the same supervisor as the real one, so a simulated hang is
+/// reported, left out and restarted from exactly as a real one.
+pub fn open(machine: Machine, name: &str, seed: u64, pacing: Pacing) -> Connection {
     let topology = machine.topology();
+    let hello = machine.hello().to_line();
     let shared = Shared {
         sim: Arc::new(Mutex::new(Simulation::new(machine, seed))),
         started: Instant::now(),
     };
     let (feed_tx, feed) = mpsc::channel();
-    let (commands, command_rx) = mpsc::channel();
-    let (parsed_tx, parsed_rx) = mpsc::channel();
-    // The probe's session reads commands as parsed lines; forward ours as already parsed.
-    thread::spawn(move || {
-        for command in command_rx {
-            if parsed_tx.send(Ok(command)).is_err() {
-                break;
-            }
-        }
-    });
-    let probe_feed = feed_tx.clone();
-    let mut probe = PacedProbe {
+    let launcher = Launch {
         shared: shared.clone(),
+        hello,
+        frames: match pacing {
+            Pacing::WallClock { .. } => None,
+            Pacing::Instant => Some(feed_tx.clone()),
+        },
     };
-    thread::spawn(move || {
-        session::run(&mut probe, parsed_rx, &mut |event| {
-            let _ = probe_feed.send(Feed::Probe(event.clone()));
-        });
-    });
-    thread::spawn(move || {
-        loop {
-            let frame = shared.catch_up().telemetry();
-            if feed_tx.send(Feed::Telemetry(frame)).is_err() {
-                break;
+    // The simulated probe needs no driver: it always greets, so starting cannot fail.
+    let (supervisor, _) =
+        supervisor::start_with(launcher, feed_tx.clone()).expect("a simulated probe always starts");
+    if let Pacing::WallClock { telemetry } = pacing {
+        thread::spawn(move || {
+            loop {
+                let frame = shared.catch_up().telemetry();
+                if feed_tx.send(Feed::Telemetry(frame)).is_err() {
+                    break;
+                }
+                thread::sleep(telemetry);
             }
-            thread::sleep(interval);
-        }
-    });
+        });
+    }
     Connection {
         topology,
         simulated: Some(name.to_owned()),
         feed,
-        commands: Commands::Simulated(commands),
+        commands: supervisor,
     }
 }
 
-/// The simulated probe, releasing each event when its simulated moment comes on the wall clock.
+/// Starts simulated probes: a thread running the probe's command loop on the shared
+/// simulation, speaking the protocol's lines.
+struct Launch {
+    shared: Shared,
+    hello: String,
+    frames: Option<mpsc::Sender<Feed>>,
+}
+
+impl Launcher for Launch {
+    fn launch(&self, output: LineSink) -> Result<Box<dyn RunningProbe>, StartError> {
+        let (commands, rx) = mpsc::channel();
+        let mut probe = PacedProbe {
+            shared: self.shared.clone(),
+            frames: self.frames.clone(),
+        };
+        let hello = self.hello.clone();
+        thread::spawn(move || {
+            if output.line(hello) {
+                session::run(&mut probe, rx, &mut |event| {
+                    output.line(event.to_line());
+                });
+            }
+            output.end();
+        });
+        Ok(Box::new(Running {
+            commands: Some(commands),
+        }))
+    }
+}
+
+/// A running simulated probe: its command queue.
+struct Running {
+    commands: Option<mpsc::Sender<Result<Command, String>>>,
+}
+
+impl RunningProbe for Running {
+    fn send(&mut self, command: &Command) -> bool {
+        self.commands
+            .as_ref()
+            .is_some_and(|c| c.send(Ok(command.clone())).is_ok())
+    }
+
+    fn kill(&mut self) {
+        // Closing its input ends the loop after the current measurement; later lines carry an
+        // old generation and are ignored.
+        self.commands = None;
+    }
+
+    fn exit_text(&mut self) -> String {
+        "the simulated probe ended".into()
+    }
+
+    fn stderr_text(&self) -> String {
+        String::new()
+    }
+}
+
+/// The simulated probe, releasing each event when its simulated moment comes on the wall clock,
+/// or at once with a telemetry frame after each measurement (`frames`).
 struct PacedProbe {
     shared: Shared,
+    frames: Option<std::sync::mpsc::Sender<Feed>>,
 }
 
 /// Holds a measurement's events back until their time comes.
@@ -118,6 +185,12 @@ impl PacedProbe {
         control: &mut dyn Control,
         measure: impl FnOnce(&mut Simulation, &mut dyn Control) -> Result<Finish, Failure>,
     ) -> Result<Finish, Failure> {
+        if let Some(frames) = &self.frames {
+            let mut sim = self.shared.sim.lock().unwrap_or_else(|e| e.into_inner());
+            let result = measure(&mut sim, control);
+            let _ = frames.send(Feed::Telemetry(sim.telemetry()));
+            return result;
+        }
         let mut sim = self.shared.catch_up();
         let start = sim.now_s();
         let mut recorder = Recorder {
@@ -177,7 +250,14 @@ mod tests {
     #[test]
     fn a_simulated_connection_answers_commands_and_sends_telemetry() {
         let machine = crate::sim::load("h100-single").unwrap();
-        let conn = open(machine, "h100-single", 1, Duration::from_millis(20));
+        let conn = open(
+            machine,
+            "h100-single",
+            1,
+            Pacing::WallClock {
+                telemetry: Duration::from_millis(20),
+            },
+        );
         assert_eq!(conn.simulated.as_deref(), Some("h100-single"));
         assert!(conn.send(Command::Measure {
             id: 9,

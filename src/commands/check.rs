@@ -1,0 +1,60 @@
+//! `p2ptop check`: measure, then judge every pair and GPU against floors or a baseline.
+
+use super::Failure;
+use crate::cli::{CheckArgs, MachineArgs};
+use crate::exit;
+use crate::report::format;
+use crate::report::input::read_report;
+use crate::report::verdict::{self, Floors, Level};
+
+pub fn run(machine: &MachineArgs, args: &CheckArgs) -> u8 {
+    check(machine, args).unwrap_or_else(Failure::report)
+}
+
+fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
+    // Inputs are read before anything is measured, so a typo costs nothing.
+    let floors = floors(&args.floor)?;
+    let baseline = match &args.baseline {
+        Some(path) => Some(
+            read_report(path)
+                .map_err(|e| Failure::new(e.exit_code(), format!("--baseline {e}")))?,
+        ),
+        None => None,
+    };
+    let report = super::measure::measure(machine, &args.run)?;
+    let verdict = verdict::judge(&report, &floors, baseline.as_ref());
+    let text = format::render(args.run.format, &report, &verdict);
+    super::output(&text, args.run.output.as_deref())?;
+    if args.run.output.is_some() {
+        // The verdict also reaches the terminal when the report went to a file.
+        for (level, line) in verdict.lines().iter().filter(|(l, _)| *l == Level::Fail) {
+            eprintln!("{}: {line}", level.word());
+        }
+    }
+    if !report.run.complete {
+        eprintln!(
+            "p2ptop: interrupted: not every pair was measured, so the machine is not accepted"
+        );
+        return Ok(super::run::INTERRUPTED);
+    }
+    Ok(verdict.exit_code())
+}
+
+/// The default floors with `--floor NAME=SHARE` changes.
+fn floors(settings: &[String]) -> Result<Floors, Failure> {
+    let mut floors = Floors::default();
+    for setting in settings {
+        let bad = |why: String| Failure::new(exit::USAGE, format!("--floor {setting}: {why}"));
+        let (name, share) = setting
+            .split_once('=')
+            .ok_or_else(|| bad("write it as NAME=SHARE, e.g. nvlink_ce=0.8".into()))?;
+        let share: f64 = share
+            .parse()
+            .map_err(|_| bad(format!("{share:?} is not a number")))?;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(bad("the share of line rate must be between 0 and 1".into()));
+        }
+        floors.set(name, share).map_err(bad)?;
+    }
+    Ok(floors)
+}

@@ -1,0 +1,20 @@
+//! `p2ptop fleet FILES…`: many nodes' reports in one table, slow nodes flagged.
+
+use super::Failure;
+use crate::cli::FleetArgs;
+use crate::exit;
+use crate::report::fleet;
+use crate::report::verdict::Floors;
+
+pub fn run(args: &FleetArgs) -> u8 {
+    let result = fleet::load(&args.files)
+        .map_err(|e| Failure::new(exit::USAGE, format!("cannot use every report:\n{e}")))
+        .and_then(|reports| {
+            let summary = fleet::summarize(&reports, &Floors::default());
+            super::output(&summary.render(args.format), args.output.as_deref())
+        });
+    match result {
+        Ok(()) => exit::OK,
+        Err(f) => f.report(),
+    }
+}

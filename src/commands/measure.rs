@@ -1,0 +1,255 @@
+//! One full headless pass over a machine, shared by `run` and `check`: check the request, send
+//! the probe one command per pair, fill the board until every command is done or the user
+//! interrupts, and build the report.
+
+use super::Failure;
+use crate::app::board::Board;
+use crate::app::feed::Feed;
+use crate::cli::{MachineArgs, RunArgs};
+use crate::exit;
+use crate::model::topology::Topology;
+use crate::probe::protocol::{Command, Event, Node, Op, Pair, Settings};
+use crate::report::run::{Report, RunInfo};
+use crate::report::seen::TelemetrySeen;
+use crate::source::{Connection, DEFAULT_TELEMETRY_INTERVAL_MS};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A buffer may take at most this share of a GPU's memory: a GPU holds a source and a
+/// destination buffer at once, and the driver needs room of its own.
+const MAX_BUFFER_SHARE_OF_MEMORY: f64 = 0.45;
+
+/// How long to wait for the probe to finish its sample after an interrupt.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Measures every pair of the selected GPUs (and the host) and returns the report; `complete`
+/// is false in it when the user interrupted.
+pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())
+            .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot watch for Ctrl-C: {e}")))?;
+    }
+    let conn = super::connect(
+        machine,
+        Duration::from_millis(DEFAULT_TELEMETRY_INTERVAL_MS),
+        false,
+    )?;
+    let nodes = selected_nodes(&conn.topology, machine.devices.as_deref())?;
+    let settings = Settings {
+        buffer_mib: args.buffer_mib,
+        samples: args.samples,
+        ..Settings::default()
+    };
+    settings
+        .check()
+        .map_err(|m| Failure::new(exit::USAGE, format!("--buffer-mib or --samples: {m}")))?;
+    check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
+    let engines = args.engine.engines();
+    let work = plan(&nodes);
+    let mut board = Board::new(conn.topology.clone(), conn.simulated.clone());
+    let mut seen = TelemetrySeen::default();
+    for (id, (pair, ops)) in work.iter().enumerate() {
+        conn.send(Command::Measure {
+            id: id as u64,
+            pairs: vec![*pair],
+            ops: ops.clone(),
+            engines: engines.clone(),
+            settings: settings.clone(),
+        });
+    }
+    let progress = Progress::new(work.len());
+    let complete = follow(
+        &conn,
+        &mut board,
+        &mut seen,
+        &interrupted,
+        &progress,
+        work.len(),
+    );
+    progress.finish();
+    Ok(Report::build(
+        &board,
+        &seen,
+        RunInfo {
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            started_at: now_rfc3339(),
+            buffer_mib: args.buffer_mib,
+            samples: args.samples,
+            engines,
+            complete,
+        },
+    ))
+}
+
+/// Reads the feed into the board until `commands` are done; false when interrupted first.
+fn follow(
+    conn: &Connection,
+    board: &mut Board,
+    seen: &mut TelemetrySeen,
+    interrupted: &AtomicBool,
+    progress: &Progress,
+    commands: usize,
+) -> bool {
+    let mut done = 0;
+    let mut stopping_since = None;
+    while done < commands {
+        if interrupted.load(Ordering::Relaxed) && stopping_since.is_none() {
+            conn.send(Command::Stop);
+            stopping_since = Some(std::time::Instant::now());
+        }
+        if stopping_since.is_some_and(|t| t.elapsed() > STOP_GRACE) {
+            return false;
+        }
+        let Ok(feed) = conn.feed.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        board.apply(&feed);
+        seen.apply(&feed);
+        match &feed {
+            Feed::Probe(Event::Done { complete, .. }) => {
+                done += 1;
+                progress.show(done, board);
+                if !complete && stopping_since.is_some() {
+                    return false;
+                }
+            }
+            Feed::ProbeTrouble(message) => progress.note(message),
+            _ => {}
+        }
+    }
+    stopping_since.is_none()
+}
+
+/// The GPUs to measure (all, or `--devices`), then the host.
+fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Vec<Node>, Failure> {
+    let all: Vec<u32> = topology.gpus.iter().map(|g| g.index).collect();
+    if all.is_empty() {
+        return Err(Failure::new(exit::ENVIRONMENT, "this machine has no GPU"));
+    }
+    let chosen = match devices {
+        None => all.clone(),
+        Some(list) => {
+            if let Some(bad) = list.iter().find(|d| !all.contains(d)) {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    format!(
+                        "--devices: there is no GPU{bad}; this machine has GPU{}-GPU{}",
+                        all[0],
+                        all[all.len() - 1]
+                    ),
+                ));
+            }
+            let mut list = list.to_vec();
+            list.sort_unstable();
+            list.dedup();
+            list
+        }
+    };
+    let mut nodes: Vec<Node> = chosen.into_iter().map(Node::Gpu).collect();
+    nodes.push(Node::Host);
+    Ok(nodes)
+}
+
+fn check_buffer_fits(topology: &Topology, nodes: &[Node], buffer_mib: u64) -> Result<(), Failure> {
+    for node in nodes {
+        let Node::Gpu(g) = node else { continue };
+        let Some(memory) = topology.gpu(*g).and_then(|gpu| gpu.memory_mib) else {
+            continue;
+        };
+        let most = (memory as f64 * MAX_BUFFER_SHARE_OF_MEMORY) as u64;
+        if buffer_mib > most {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!(
+                    "--buffer-mib {buffer_mib} is too large for GPU{g} ({memory} MiB): it holds a \
+                     source and a destination buffer at once; use at most {most}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every pair and its ops: between GPUs both ways (read, write, latency; bidir once per
+/// pair), each GPU with itself (device-local read and write, latency), and each GPU with the
+/// host both ways (read, write, latency; bidir once).
+pub fn plan(nodes: &[Node]) -> Vec<(Pair, Vec<Op>)> {
+    let mut work = Vec::new();
+    for (i, &src) in nodes.iter().enumerate() {
+        for (j, &dst) in nodes.iter().enumerate() {
+            if src == Node::Host && dst == Node::Host {
+                continue;
+            }
+            let mut ops = vec![Op::Read, Op::Write];
+            if i < j {
+                ops.push(Op::Bidir);
+            }
+            ops.push(Op::Latency);
+            work.push((Pair { src, dst }, ops));
+        }
+    }
+    work
+}
+
+/// Progress on stderr when it is a terminal; silent otherwise.
+struct Progress {
+    total: usize,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            shown: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: usize, board: &Board) {
+        if self.shown {
+            let what = board
+                .simulated
+                .as_deref()
+                .map_or(String::new(), |n| format!(" (SIMULATED: {n})"));
+            eprint!("\r\x1b[Kmeasured {done} of {} pairs{what}", self.total);
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if self.shown {
+            eprintln!("\r\x1b[K{message}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// The current time as RFC 3339 in UTC.
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_covers_every_flow_and_bidir_once() {
+        let work = plan(&[Node::Gpu(0), Node::Gpu(1), Node::Host]);
+        assert_eq!(work.len(), 8); // 3 × 3 minus host → host
+        let bidirs = work
+            .iter()
+            .filter(|(_, ops)| ops.contains(&Op::Bidir))
+            .count();
+        assert_eq!(bidirs, 3); // 0↔1, 0↔host, 1↔host
+        assert!(work.iter().all(|(_, ops)| ops.contains(&Op::Latency)));
+    }
+}

@@ -1,0 +1,24 @@
+//! `p2ptop run`: one full pass, printed as labelled matrices.
+
+use super::Failure;
+use crate::cli::{MachineArgs, RunArgs};
+use crate::exit;
+use crate::report::format;
+use crate::report::verdict::{self, Floors};
+
+/// Exit code of a run cut short by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
+pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
+    let result = super::measure::measure(machine, args).and_then(|report| {
+        let verdict = verdict::judge(&report, &Floors::default(), None);
+        let text = format::render(args.format, &report, &verdict);
+        super::output(&text, args.output.as_deref())?;
+        Ok(if report.run.complete {
+            exit::OK
+        } else {
+            INTERRUPTED
+        })
+    });
+    result.unwrap_or_else(Failure::report)
+}
