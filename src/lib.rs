@@ -6,7 +6,9 @@
 
 pub mod app;
 pub mod exit;
+pub mod live;
 pub mod model;
 pub mod probe;
 pub mod sim;
 pub mod source;
+pub mod ui;
