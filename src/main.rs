@@ -16,10 +16,16 @@ struct Args {
     /// The probe binary to run [default: p2ptop-probe next to p2ptop].
     #[arg(long, env = "P2PTOP_PROBE", value_name = "PATH")]
     probe: Option<PathBuf>,
+    /// Show the live view of a simulated machine (a preset name or a machine file).
+    #[arg(long, value_name = "NAME|FILE")]
+    sim: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(name) = args.sim {
+        return live_simulated(&name);
+    }
     let probe = args.probe.unwrap_or_else(launch::default_probe_path);
     match launch::hello(&probe) {
         Ok(hello) => {
@@ -73,4 +79,24 @@ fn describe(hello: &Hello) -> String {
         }
     }
     out
+}
+
+/// The live view on a simulated machine.
+fn live_simulated(name: &str) -> ExitCode {
+    let machine = match p2ptop::sim::load(name) {
+        Ok(machine) => machine,
+        Err(err) => {
+            eprintln!("p2ptop: {err}");
+            return exit::code(exit::USAGE);
+        }
+    };
+    let interval = std::time::Duration::from_millis(p2ptop::source::DEFAULT_TELEMETRY_INTERVAL_MS);
+    let conn = p2ptop::source::simulated::open(machine, name, 1, interval);
+    match p2ptop::live::run(conn, p2ptop::live::LiveOptions::default()) {
+        Ok(()) => exit::code(exit::OK),
+        Err(err) => {
+            eprintln!("p2ptop: {err:#}");
+            exit::code(exit::INTERNAL)
+        }
+    }
 }
