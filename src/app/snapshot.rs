@@ -16,7 +16,7 @@ pub const SCHEMA: u32 = 1;
 
 /// The matrix on screen as JSON: numbers are numbers, units in key names.
 pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
-    let (op, engine) = (view.op, view.engine);
+    let (op, engine) = (view.shown_op(), view.engine);
     let nodes = board.nodes();
     let mut cells = Vec::new();
     for &src in &nodes {
@@ -71,7 +71,7 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
 
 /// The matrix on screen as a Markdown report.
 pub fn markdown(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> String {
-    let (op, engine) = (view.op, view.engine);
+    let (op, engine) = (view.shown_op(), view.engine);
     let machine = match &board.simulated {
         Some(name) => format!("SIMULATED: {name}"),
         None => board

@@ -126,6 +126,14 @@ impl View {
         view
     }
 
+    /// The op the matrix shows: the chosen one in a sweep, bidir (what stress loads) in stress.
+    pub fn shown_op(&self) -> Op {
+        match self.mode {
+            Mode::Sweep => self.op,
+            Mode::Stress => Op::Bidir,
+        }
+    }
+
     /// Keeps the selection inside a matrix of `nodes` rows and columns.
     pub fn clamp(&mut self, nodes: usize) {
         let last = nodes.saturating_sub(1);

@@ -32,13 +32,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let view = state.view;
     let title = format!(
         " {src} → {dst} · {} · {} ",
-        op_name(view.op),
+        op_name(view.shown_op()),
         engine_name(view.engine)
     );
     let block = Block::bordered().title(Span::styled(title, theme.label()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let cell = reading::cell(state.board, src, dst, view.op, view.engine);
+    let cell = reading::cell(state.board, src, dst, view.shown_op(), view.engine);
     let lines = text(state, src, dst, cell);
     let text_rows = (lines.len() as u16 + 1).min(inner.height);
     let [text_area, chart_area] =
@@ -53,7 +53,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
 
 fn text<'a>(state: &State, src: Node, dst: Node, cell: Option<&Cell>) -> Vec<Line<'a>> {
     let theme = state.theme;
-    let op = state.view.op;
+    let op = state.view.shown_op();
     let mut lines = vec![path_line(state, src, dst), p2p_line(state, src, dst)];
     if let Some(failure) = cell.and_then(|c| c.failure.as_ref()) {
         let code = failure
@@ -116,7 +116,7 @@ fn p2p_line<'a>(state: &State, src: Node, dst: Node) -> Line<'a> {
     let view = state.view;
     match (src, dst) {
         (Node::Gpu(a), Node::Gpu(b)) if a != b => {
-            let status = blocking_p2p(state.board, src, dst, view.op, view.engine)
+            let status = blocking_p2p(state.board, src, dst, view.shown_op(), view.engine)
                 .or_else(|| state.board.topology.p2p(a, b).map(|caps| caps.read));
             match status {
                 Some(s) if s.is_ok() => Line::styled(s.sentence(), theme.dim()),
@@ -130,7 +130,7 @@ fn p2p_line<'a>(state: &State, src: Node, dst: Node) -> Line<'a> {
 
 fn figures_line<'a>(state: &State, src: Node, dst: Node, cell: &Cell, m: &Measured) -> Line<'a> {
     let theme = state.theme;
-    let op = state.view.op;
+    let op = state.view.shown_op();
     let spread = summarize(&cell.history.iter().copied().collect::<Vec<_>>());
     let mut text = format!("median {} GB/s", figure(m.total_gbps));
     if let Some(s) = spread {
@@ -211,7 +211,7 @@ fn chart(frame: &mut Frame, area: Rect, state: &State, src: Node, dst: Node, cel
         .map(|v| (v * 10.0).round() as u64)
         .collect();
     let mut sparkline = Sparkline::default().data(&data).style(state.theme.good());
-    if let Some(rate) = line_rate_gbps(state.board, src, dst, state.view.op) {
+    if let Some(rate) = line_rate_gbps(state.board, src, dst, state.view.shown_op()) {
         sparkline = sparkline.max((rate * 10.0).round() as u64);
     }
     frame.render_widget(sparkline, area);

@@ -82,7 +82,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, merged: bool) {
     };
     let title = format!(
         " {} {unit} · src → dst · {} ",
-        op_name(view.op),
+        op_name(view.shown_op()),
         engine_name(view.engine)
     );
     let mut block = Block::bordered().title(Span::styled(title, theme.label()));
@@ -123,37 +123,40 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, merged: bool) {
 fn cell_text(state: &State, src: Node, dst: Node, merged: bool) -> (String, Style) {
     let theme = state.theme;
     let view = state.view;
-    let (value, marker, style) = match reading::read(state.board, src, dst, view.op, view.engine) {
-        Reading::Figure {
-            gbps,
-            share,
-            throttled,
-            corrupt,
-        } => {
-            let marker = if throttled { "!" } else { " " };
-            if corrupt {
-                ("BAD".to_owned(), marker, theme.alarm())
-            } else {
-                let text = match (view.units, share) {
-                    (Units::LineRate, Some(s)) => format!("{:.0}%", (s * 100.0).min(999.0)),
-                    (Units::LineRate, None) => "n/a".to_owned(),
-                    (Units::Gbps, _) => figure(gbps),
-                };
-                let style = share.map_or(Style::new(), |s| theme.share(s));
-                (text, marker, style)
+    let (value, marker, style) =
+        match reading::read(state.board, src, dst, view.shown_op(), view.engine) {
+            Reading::Figure {
+                gbps,
+                share,
+                throttled,
+                corrupt,
+            } => {
+                let marker = if throttled { "!" } else { " " };
+                if corrupt {
+                    ("BAD".to_owned(), marker, theme.alarm())
+                } else {
+                    let text = match (view.units, share) {
+                        (Units::LineRate, Some(s)) => format!("{:.0}%", (s * 100.0).min(999.0)),
+                        (Units::LineRate, None) => "n/a".to_owned(),
+                        (Units::Gbps, _) => figure(gbps),
+                    };
+                    let style = share.map_or(Style::new(), |s| theme.share(s));
+                    (text, marker, style)
+                }
             }
-        }
-        Reading::Failed(failure) => {
-            let style = match failure.kind {
-                FailureKind::Hung | FailureKind::Driver | FailureKind::GateTimeout => theme.alarm(),
-                FailureKind::Invalid | FailureKind::Unsupported => theme.bad(),
-            };
-            (failure_code(failure.kind).to_owned(), " ", style)
-        }
-        Reading::Impossible(status) => (status.code().to_owned(), " ", theme.dim()),
-        Reading::NoPath => ("—".to_owned(), " ", theme.dim()),
-        Reading::Pending => ("·".to_owned(), " ", theme.dim()),
-    };
+            Reading::Failed(failure) => {
+                let style = match failure.kind {
+                    FailureKind::Hung | FailureKind::Driver | FailureKind::GateTimeout => {
+                        theme.alarm()
+                    }
+                    FailureKind::Invalid | FailureKind::Unsupported => theme.bad(),
+                };
+                (failure_code(failure.kind).to_owned(), " ", style)
+            }
+            Reading::Impossible(status) => (status.code().to_owned(), " ", theme.dim()),
+            Reading::NoPath => ("—".to_owned(), " ", theme.dim()),
+            Reading::Pending => ("·".to_owned(), " ", theme.dim()),
+        };
     let text = if merged {
         format!(
             " {:<4} {value:>4}{marker}",
