@@ -22,6 +22,7 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
     for &src in &nodes {
         for &dst in &nodes {
             let mut cell = json!({ "src": src, "dst": dst });
+            // `json!({..})` always makes an object.
             let fields = cell.as_object_mut().expect("built as an object above");
             match reading::read(board, src, dst, op, engine) {
                 Reading::Figure {

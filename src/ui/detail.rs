@@ -22,6 +22,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline, Wrap};
 
+/// Rows of the history chart at most: enough to read a trend, not a wall of bars.
+const CHART_ROWS: u16 = 8;
+
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = state.theme;
     let nodes = state.board.nodes();
@@ -40,9 +43,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(block, area);
     let cell = reading::cell(state.board, src, dst, view.shown_op(), view.engine);
     let lines = text(state, src, dst, cell);
-    let text_rows = (lines.len() as u16 + 1).min(inner.height);
+    // Rows the wrapped text takes, and one to set the chart apart.
+    let width = inner.width.max(1) as usize;
+    let wrapped: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let text_rows = (wrapped as u16 + 1).min(inner.height);
     let [text_area, chart_area] =
-        Layout::vertical([Constraint::Length(text_rows), Constraint::Min(0)]).areas(inner);
+        Layout::vertical([Constraint::Length(text_rows), Constraint::Max(CHART_ROWS)]).areas(inner);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), text_area);
     if let Some(cell) = cell
         && chart_area.height > 0
