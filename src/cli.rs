@@ -1,5 +1,6 @@
 //! The command line: global options and one subcommand per action.
 
+use crate::live::ColorChoice;
 use crate::probe::protocol::Engine;
 use crate::report::format::Format;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -14,6 +15,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(flatten)]
     pub machine: MachineArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
     #[command(subcommand)]
     pub command: Option<Action>,
 }
@@ -33,6 +36,20 @@ pub struct MachineArgs {
     /// Only these GPUs (as nvidia-smi numbers them), e.g. 0,2,3 [default: all].
     #[arg(long, global = true, value_delimiter = ',', value_name = "LIST")]
     pub devices: Option<Vec<u32>>,
+}
+
+/// Options of the live view (p2ptop with no command).
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Size of each source and destination buffer.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub buffer_mib: u64,
+    /// How often the screen is redrawn while measurements arrive.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub refresh_ms: u64,
+    /// Colours: auto (on unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 #[derive(Subcommand, Debug)]

@@ -124,7 +124,7 @@ fn follow(
 }
 
 /// The GPUs to measure (all, or `--devices`), then the host.
-fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Vec<Node>, Failure> {
+pub fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Vec<Node>, Failure> {
     let all: Vec<u32> = topology.gpus.iter().map(|g| g.index).collect();
     if all.is_empty() {
         return Err(Failure::new(exit::ENVIRONMENT, "this machine has no GPU"));
@@ -153,7 +153,11 @@ fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Vec<No
     Ok(nodes)
 }
 
-fn check_buffer_fits(topology: &Topology, nodes: &[Node], buffer_mib: u64) -> Result<(), Failure> {
+pub fn check_buffer_fits(
+    topology: &Topology,
+    nodes: &[Node],
+    buffer_mib: u64,
+) -> Result<(), Failure> {
     for node in nodes {
         let Node::Gpu(g) = node else { continue };
         let Some(memory) = topology.gpu(*g).and_then(|gpu| gpu.memory_mib) else {

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod fleet;
+pub mod live;
 pub mod measure;
 pub mod run;
 pub mod topo;

@@ -35,10 +35,12 @@ impl std::fmt::Display for OpenError {
 /// `interval`. GPU numbers are NVML's (as `nvidia-smi` prints them); the probe is started with
 /// `CUDA_DEVICE_ORDER=PCI_BUS_ID` so CUDA numbers them the same way, and this is checked.
 pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
-    let nvml = real::open().map_err(OpenError::Nvml)?;
     let (feed_tx, feed) = mpsc::channel();
     let (supervisor, hello) =
         supervisor::start(probe, feed_tx.clone()).map_err(OpenError::Probe)?;
+    // After the probe: without a driver, the probe says best what is missing (libcuda, a
+    // device, Fabric Manager).
+    let nvml = real::open().map_err(OpenError::Nvml)?;
     let cuda_bus_ids: Vec<String> = hello
         .devices
         .iter()

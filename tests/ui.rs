@@ -1,0 +1,392 @@
+//! The live view drawn into ratatui's test backend from deterministic simulated runs, at
+//! 80×24, 120×40 and 200×60, and driven by key presses.
+
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use p2ptop::app::board::Board;
+use p2ptop::app::cycle::sweep_order;
+use p2ptop::app::feed::Feed;
+use p2ptop::app::view::{Mode, Units, View};
+use p2ptop::live::{Flow, Live, LiveOptions};
+use p2ptop::probe::protocol::{Command, Engine, Event, Node, Op, Pair, Settings};
+use p2ptop::probe::session;
+use p2ptop::sim::{self, machine::Machine, simulation::Simulation};
+use p2ptop::ui::{self, State, theme::Theme};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Runs `commands` on `sim` through the probe's own loop into `board`, then one telemetry frame.
+fn run_into(board: &mut Board, sim: &mut Simulation, commands: Vec<Command>) {
+    let (tx, rx) = mpsc::channel();
+    for c in commands {
+        tx.send(Ok(c)).unwrap();
+    }
+    drop(tx);
+    let mut events = Vec::new();
+    session::run(sim, rx, &mut |e| events.push(e.clone()));
+    for e in events {
+        board.apply(&Feed::Probe(e));
+    }
+    board.apply(&Feed::Telemetry(sim.telemetry()));
+}
+
+fn measure(pair: Pair, op: Op, engine: Engine) -> Command {
+    Command::Measure {
+        id: 1,
+        pairs: vec![pair],
+        ops: vec![op],
+        engines: vec![engine],
+        settings: Settings {
+            samples: 3,
+            ..Settings::default()
+        },
+    }
+}
+
+/// A board after one full sweep of `machine` with `engine`.
+fn swept(machine: Machine, name: &str, engine: Engine) -> (Board, Simulation) {
+    let mut board = Board::new(machine.topology(), Some(name.into()));
+    let mut sim = Simulation::new(machine, 7);
+    let view = View {
+        engine,
+        ..View::new(board.nodes().len())
+    };
+    let commands = sweep_order(&board, &view)
+        .into_iter()
+        .map(|(pair, op)| measure(pair, op, engine))
+        .collect();
+    run_into(&mut board, &mut sim, commands);
+    (board, sim)
+}
+
+fn preset(name: &str) -> Machine {
+    sim::load(name).unwrap()
+}
+
+fn with_faults(preset: &str, faults: &str) -> Machine {
+    let path = std::env::temp_dir().join(format!("p2ptop-ui-{}-{preset}.toml", std::process::id()));
+    let file = format!(
+        "name = \"{preset}-faulty\"\nsummary = \"{preset} with faults\"\npreset = \"{preset}\"\n{faults}"
+    );
+    std::fs::write(&path, file).unwrap();
+    let machine = sim::load(path.to_str().unwrap());
+    std::fs::remove_file(&path).unwrap();
+    machine.unwrap()
+}
+
+fn draw(board: &Board, view: &View, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    let state = State {
+        board,
+        view,
+        running: None,
+        buffer_mib: 512,
+        theme: Theme { color: true },
+    };
+    terminal.draw(|f| ui::draw(f, &state)).unwrap();
+    terminal
+}
+
+fn text(terminal: &Terminal<TestBackend>) -> String {
+    terminal.backend().to_string()
+}
+
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
+
+fn snapshots(name: &str, board: &Board, view: &View) {
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(board, view, w, h).backend());
+    }
+}
+
+#[test]
+fn a_swept_nvlink_bridge_pair() {
+    let (board, _) = swept(preset("3090-bridge"), "3090-bridge", Engine::Sm);
+    let view = View::new(board.nodes().len());
+    snapshots("3090_bridge", &board, &view);
+    let screen = text(&draw(&board, &view, 120, 40));
+    assert!(screen.contains("SIMULATED: 3090-bridge"));
+    assert!(screen.contains("link NV4"));
+    assert!(screen.contains("OK: the GPUs can access each other's memory directly."));
+}
+
+#[test]
+fn an_hgx_h100_in_bidir_and_percent_of_line_rate() {
+    let (board, _) = swept(preset("hgx-h100"), "hgx-h100", Engine::Ce);
+    let view = View {
+        op: Op::Bidir,
+        engine: Engine::Ce,
+        units: Units::LineRate,
+        selected: (2, 5),
+        ..View::new(board.nodes().len())
+    };
+    snapshots("hgx_h100_bidir_percent", &board, &view);
+    // 120 columns cannot hold both matrices: one grid with the link type in every cell.
+    assert!(text(&draw(&board, &view, 120, 40)).contains("NV18"));
+    assert!(!text(&draw(&board, &view, 120, 40)).contains("topo -m"));
+    assert!(text(&draw(&board, &view, 200, 60)).contains("topo -m"));
+}
+
+#[test]
+fn geforce_cards_without_p2p_show_the_status_code_for_kernel_copies() {
+    let (board, _) = swept(preset("4090x4"), "4090x4", Engine::Sm);
+    let view = View::new(board.nodes().len());
+    snapshots("4090x4_sm", &board, &view);
+    let screen = text(&draw(&board, &view, 120, 40));
+    assert!(screen.contains("GNS"));
+    assert!(screen.contains("GNS: this GPU model does not support peer access over PCIe"));
+}
+
+#[test]
+fn corrupt_and_hung_pairs_are_unmistakable_and_the_probe_problem_is_shown() {
+    let machine = with_faults(
+        "hgx-h100",
+        "[[faults]]\nkind = \"corrupt\"\nsrc = \"2\"\ndst = \"3\"\n[[faults]]\nkind = \"hang\"\nsrc = \"0\"\ndst = \"5\"\n",
+    );
+    let mut board = Board::new(machine.topology(), Some("hgx-h100-faulty".into()));
+    let mut sim = Simulation::new(machine, 3);
+    let gpu = |a, b| Pair {
+        src: Node::Gpu(a),
+        dst: Node::Gpu(b),
+    };
+    let mut commands: Vec<Command> = (0..8)
+        .flat_map(|a| (0..8).map(move |b| (a, b)))
+        .filter(|&(a, b)| (a, b) != (0, 5))
+        .map(|(a, b)| measure(gpu(a, b), Op::Write, Engine::Sm))
+        .collect();
+    commands.push(measure(gpu(0, 5), Op::Write, Engine::Sm));
+    run_into(&mut board, &mut sim, commands);
+    let view = View {
+        op: Op::Write,
+        selected: (2, 3),
+        ..View::new(board.nodes().len())
+    };
+    snapshots("hgx_h100_faults", &board, &view);
+    let screen = text(&draw(&board, &view, 200, 60));
+    assert!(screen.contains("BAD"));
+    assert!(screen.contains("HUNG"));
+    assert!(screen.contains("VERIFICATION FAILED"));
+    assert!(screen.contains("probe:"), "the fatal event is shown");
+}
+
+#[test]
+fn a_gpu_throttling_under_the_bridge_is_marked() {
+    let machine = preset("3090-bridge");
+    let mut board = Board::new(machine.topology(), Some("3090-bridge".into()));
+    let mut sim = Simulation::new(machine, 11);
+    let pair = Pair {
+        src: Node::Gpu(0),
+        dst: Node::Gpu(1),
+    };
+    while sim.now_s() < 120.0 {
+        run_into(
+            &mut board,
+            &mut sim,
+            vec![measure(pair, Op::Bidir, Engine::Sm)],
+        );
+    }
+    run_into(
+        &mut board,
+        &mut sim,
+        vec![measure(pair, Op::Read, Engine::Sm)],
+    );
+    let view = View::new(board.nodes().len());
+    snapshots("3090_bridge_throttling", &board, &view);
+    let screen = text(&draw(&board, &view, 200, 60));
+    assert!(screen.contains("sw-thermal"), "{screen}");
+    assert!(
+        screen.contains("!"),
+        "the cell measured while throttling is marked"
+    );
+    assert!(screen.contains("measured while a GPU throttled"));
+}
+
+#[test]
+fn a_terminal_too_small_says_so() {
+    let (board, _) = swept(preset("3090-bridge"), "3090-bridge", Engine::Sm);
+    let view = View::new(board.nodes().len());
+    let terminal = draw(&board, &view, 60, 20);
+    insta::assert_snapshot!("too_small", terminal.backend());
+    assert!(text(&terminal).contains("needs at least 80×24"));
+}
+
+#[test]
+fn the_help_lists_every_key_and_the_p2p_codes() {
+    let (board, _) = swept(preset("3090-bridge"), "3090-bridge", Engine::Sm);
+    let view = View {
+        help: true,
+        ..View::new(board.nodes().len())
+    };
+    let terminal = draw(&board, &view, 120, 40);
+    insta::assert_snapshot!("help_120x40", terminal.backend());
+    let screen = text(&terminal);
+    for binding in p2ptop::app::keys::help() {
+        assert!(screen.contains(binding.hint), "{} missing", binding.hint);
+    }
+    assert!(screen.contains("CNS: the chipset"));
+}
+
+/// A live view on a simulated connection, for driving with keys.
+fn live(preset_name: &str) -> Live {
+    let conn = p2ptop::source::simulated::open(
+        preset(preset_name),
+        preset_name,
+        1,
+        p2ptop::source::simulated::Pacing::WallClock {
+            telemetry: Duration::from_millis(50),
+        },
+    );
+    let topology = conn.topology.clone();
+    let options = LiveOptions {
+        color: p2ptop::live::ColorChoice::Never,
+        ..LiveOptions::default()
+    };
+    Live::new(conn, topology, &options).unwrap()
+}
+
+fn key(live: &mut Live, code: KeyCode) -> Flow {
+    let area = Rect::new(0, 0, 120, 40);
+    live.handle(
+        &TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+        area,
+    )
+}
+
+#[test]
+fn keys_change_op_mode_engine_units_and_selection_and_the_screen_follows() {
+    let mut live = live("3090-bridge");
+    key(&mut live, KeyCode::Char('w'));
+    key(&mut live, KeyCode::Char('e'));
+    key(&mut live, KeyCode::Char('u'));
+    key(&mut live, KeyCode::Down);
+    key(&mut live, KeyCode::Right);
+    assert_eq!(live.view.op, Op::Write);
+    assert_eq!(live.view.engine, Engine::Ce);
+    assert_eq!(live.view.units, Units::LineRate);
+    assert_eq!(live.view.selected, (1, 2));
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| ui::draw(f, &live.state())).unwrap();
+    let screen = text(&terminal);
+    assert!(screen.contains("write % of line rate"), "{screen}");
+    assert!(screen.contains("GPU1 → host · write · ce"), "{screen}");
+    key(&mut live, KeyCode::Char('m'));
+    assert_eq!(live.view.mode, Mode::Stress);
+    key(&mut live, KeyCode::Char('?'));
+    assert!(live.view.help);
+    key(&mut live, KeyCode::Esc);
+    assert!(!live.view.help);
+    assert_eq!(key(&mut live, KeyCode::Char('q')), Flow::Quit);
+    let ctrl_c = TermEvent::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(live.handle(&ctrl_c, Rect::new(0, 0, 120, 40)), Flow::Quit);
+}
+
+#[test]
+fn a_click_selects_the_cell_under_the_mouse() {
+    let mut live = live("3090-bridge");
+    let area = Rect::new(0, 0, 120, 40);
+    // Header 2 rows, border, column heads: the first GPU row is at y = 4; cells start at x = 8.
+    let click = |column, row| {
+        TermEvent::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    live.handle(&click(8 + 6 * 2 + 1, 4 + 1), area);
+    assert_eq!(live.view.selected, (1, 2));
+    live.handle(&click(1, 1), area);
+    assert_eq!(
+        live.view.selected,
+        (1, 2),
+        "a click outside the matrix changes nothing"
+    );
+}
+
+#[test]
+fn the_sweep_measures_on_a_live_connection_and_a_snapshot_is_written_whole() {
+    let mut live = live("3090-bridge");
+    let dir = std::env::temp_dir().join(format!("p2ptop-ui-snap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    live.snapshot_dir = dir.clone();
+    live.pump();
+    let feed = std::mem::replace(&mut live.conn.feed, mpsc::channel().1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while live
+        .board
+        .cells
+        .values()
+        .filter(|c| c.last.is_some())
+        .count()
+        < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "no results in 20 s");
+        if let Ok(item) = feed.recv_timeout(Duration::from_secs(1)) {
+            live.take(&item);
+        }
+    }
+    key(&mut live, KeyCode::Char('s'));
+    let notice = live.view.notice.clone().unwrap();
+    assert!(notice.starts_with("snapshot written to"), "{notice}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let json = names.iter().find(|n| n.ends_with(".json")).unwrap();
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(json)).unwrap()).unwrap();
+    assert_eq!(value["simulated"], true);
+    assert!(
+        value["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["gbps"].is_number())
+    );
+    let md = names.iter().find(|n| n.ends_with(".md")).unwrap();
+    assert!(
+        std::fs::read_to_string(dir.join(md))
+            .unwrap()
+            .contains("| src → dst |")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pausing_stops_the_probe_and_no_command_follows_until_resumed() {
+    let mut live = live("3090-bridge");
+    live.pump();
+    assert!(live.cycle.running().is_some());
+    key(&mut live, KeyCode::Char('p'));
+    let feed = std::mem::replace(&mut live.conn.feed, mpsc::channel().1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while live.cycle.running().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stop was not answered"
+        );
+        if let Ok(item) = feed.recv_timeout(Duration::from_secs(1)) {
+            live.take(&item);
+        }
+    }
+    live.pump();
+    assert!(
+        live.cycle.running().is_none(),
+        "paused, yet a command was sent"
+    );
+    key(&mut live, KeyCode::Char('p'));
+    assert!(live.cycle.running().is_some());
+    let problem = Feed::Probe(Event::Fatal {
+        message: "context poisoned".into(),
+        cuda_error: Some(700),
+    });
+    live.take(&problem);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| ui::draw(f, &live.state())).unwrap();
+    assert!(text(&terminal).contains("probe: context poisoned"));
+}
