@@ -196,3 +196,62 @@ fn stop_drops_the_queue_and_finishes_every_command() {
     let feeds = collect(&feed, 2);
     assert_eq!(dones(&feeds), [(2, false), (1, false)]);
 }
+
+/// The parent process of `the_probe_dies_with_p2ptop_even_on_kill_9`: starts a probe that writes
+/// its pid and sleeps, then waits to be killed.
+#[test]
+#[ignore = "the parent process of the orphan test, started by it"]
+fn orphan_parent() {
+    let pid_file = std::env::var("P2PTOP_ORPHAN_PID_FILE").expect("run by the orphan test");
+    let probe = fake("orphan", "true");
+    std::fs::write(
+        &probe,
+        format!("#!/bin/bash\necho $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}\necho '{HELLO}'\nexec sleep 600\n"),
+    )
+    .unwrap();
+    let (tx, _feed) = mpsc::channel();
+    let (_supervisor, _) = supervisor::start(&probe, tx).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its reaper counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn the_probe_dies_with_p2ptop_even_on_kill_9() {
+    let pid_file = std::env::temp_dir().join(format!("p2ptop-orphan-{}.pid", std::process::id()));
+    let _ = std::fs::remove_file(&pid_file);
+    let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["orphan_parent", "--exact", "--ignored", "--quiet"])
+        .env("P2PTOP_ORPHAN_PID_FILE", &pid_file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            break text.trim().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the probe never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(alive(pid), "the probe is not running");
+    parent.kill().unwrap(); // SIGKILL: no destructor, no cleanup in the parent runs
+    parent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "probe {pid} outlived its parent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&pid_file);
+}

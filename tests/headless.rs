@@ -1,0 +1,291 @@
+//! `p2ptop run`, `check` and `fleet` as a script on a rented node meets them, on simulated
+//! machines: verdicts and exit codes, reports that read back, bad input, Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const P2PTOP: &str = env!("CARGO_BIN_EXE_p2ptop");
+
+fn p2ptop(args: &[&str]) -> Output {
+    Command::new(P2PTOP).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2ptop-headless-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A machine file: `preset` with `faults` (TOML) added.
+fn faulty(dir: &Path, preset: &str, faults: &str) -> String {
+    let path = dir.join(format!("{preset}-faulty.toml"));
+    std::fs::write(
+        &path,
+        format!("name = \"{preset}-faulty\"\nsummary = \"test\"\npreset = \"{preset}\"\n{faults}"),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn run_prints_labelled_matrices_with_p2p_codes_and_the_simulated_flag() {
+    let out = p2ptop(&["--sim", "3090-pcie", "run", "--samples", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("SIMULATED"));
+    assert!(table.contains("row src → column dst"));
+    assert!(
+        table.contains("GNS"),
+        "no P2P code for the pair without peer access:\n{table}"
+    );
+    assert!(table.contains("line rate"));
+    let csv = p2ptop(&[
+        "--sim",
+        "3090-pcie",
+        "run",
+        "--samples",
+        "2",
+        "--engine",
+        "ce",
+        "--format",
+        "csv",
+    ]);
+    assert!(text(&csv.stdout).lines().count() > 10);
+    assert!(
+        !text(&csv.stdout).contains(",sm,"),
+        "--engine ce measured SM copies"
+    );
+}
+
+#[test]
+fn check_passes_a_healthy_machine_and_its_json_report_is_a_baseline() {
+    let dir = scratch("baseline");
+    let report = dir.join("good.json");
+    let out = p2ptop(&[
+        "--sim",
+        "3090-bridge",
+        "check",
+        "--samples",
+        "2",
+        "--format",
+        "json",
+        "-o",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["simulated"], "3090-bridge");
+    // One NVLink of four down: floors alone may pass it, the baseline does not.
+    let slower = faulty(
+        &dir,
+        "3090-bridge",
+        "[[faults]]\nkind = \"nvlink_down\"\ngpu = 0\nlink = 0\n",
+    );
+    let out = p2ptop(&[
+        "--sim",
+        &slower,
+        "check",
+        "--samples",
+        "2",
+        "--baseline",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("FAIL"));
+}
+
+#[test]
+fn check_fails_corruption_and_hangs_with_reasons_and_warns_on_a_power_cap() {
+    let dir = scratch("faults");
+    let corrupt = faulty(
+        &dir,
+        "hgx-h100",
+        "[[faults]]\nkind = \"corrupt\"\nsrc = \"1\"\ndst = \"2\"\n",
+    );
+    let out = p2ptop(&[
+        "--sim",
+        &corrupt,
+        "--devices",
+        "1,2",
+        "check",
+        "--samples",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("CORRUPT"),
+        "{}",
+        text(&out.stdout)
+    );
+    let hang = faulty(
+        &dir,
+        "3090-bridge",
+        "[[faults]]\nkind = \"hang\"\nsrc = \"1\"\ndst = \"0\"\n",
+    );
+    let out = p2ptop(&["--sim", &hang, "check", "--samples", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("HUNG") && report.contains("did not finish"),
+        "{report}"
+    );
+    // Every other cell was still measured: GPU0 → GPU1 has figures.
+    assert!(report.contains("verdict: FAIL"));
+    // A mild cap (300 of 700 W) slows SM copies within the floors: a warning, not a failure.
+    let capped = faulty(
+        &dir,
+        "h100-single",
+        "[[faults]]\nkind = \"power_cap\"\ngpu = 0\nwatts = 300.0\n",
+    );
+    let out = p2ptop(&["--sim", &capped, "check", "--samples", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("WARN"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn fleet_merges_reports_and_names_a_broken_file_with_its_position() {
+    let dir = scratch("fleet");
+    let mut files = Vec::new();
+    for (node, machine) in [("a", "hgx-h100".to_owned()), ("b", "hgx-h100".to_owned())] {
+        let path = dir.join(format!("{node}.json"));
+        let out = p2ptop(&[
+            "--sim",
+            &machine,
+            "--devices",
+            "0,1",
+            "check",
+            "--samples",
+            "2",
+            "--format",
+            "json",
+            "-o",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        files.push(path.to_str().unwrap().to_owned());
+    }
+    let mut args = vec!["fleet"];
+    args.extend(files.iter().map(String::as_str));
+    let out = p2ptop(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("sim-hgx-h100"));
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{\n  \"schema\": 1,\n  oops\n}").unwrap();
+    args.push(broken.to_str().unwrap());
+    let out = p2ptop(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("broken.json:3"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_input_is_a_usage_error_and_writes_nothing() {
+    let dir = scratch("input");
+    let out_file = dir.join("report.json");
+    let o = out_file.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--sim", "4090x4", "--devices", "0,7", "check", "-o", o],
+            "no GPU7",
+        ),
+        (
+            &["--sim", "4090x4", "run", "--buffer-mib", "20000", "-o", o],
+            "too large for GPU0",
+        ),
+        (
+            &["--sim", "4090x4", "run", "--samples", "0", "-o", o],
+            "samples",
+        ),
+        (
+            &["--sim", "4090x4", "check", "--floor", "nvlink=0.5", "-o", o],
+            "--floor nvlink=0.5",
+        ),
+        (
+            &["--sim", "4090x4", "check", "--floor", "pcie_ce=2", "-o", o],
+            "between 0 and 1",
+        ),
+        (
+            &[
+                "--sim",
+                "4090x4",
+                "check",
+                "--baseline",
+                "/nonexistent/base.json",
+                "-o",
+                o,
+            ],
+            "/nonexistent/base.json",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = p2ptop(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!out_file.exists(), "{args:?} wrote a report");
+    }
+    let out = p2ptop(&["run", "--engine", "tpu"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Ctrl-C in the middle of a long run: what was measured is written, marked incomplete, and
+/// the exit code says the run was interrupted.
+#[test]
+fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
+    let dir = scratch("interrupt");
+    let report = dir.join("partial.json");
+    let mut child = Command::new(P2PTOP)
+        .args([
+            "--sim",
+            "hgx-h100",
+            "run",
+            "--samples",
+            "20000",
+            "--format",
+            "json",
+            "-o",
+            report.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "p2ptop did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["run"]["complete"], false);
+}
