@@ -5,7 +5,6 @@ use super::board::Board;
 use super::reading::{self, Reading, failure_code, figure, line_rate_gbps};
 use super::view::{Units, View};
 use crate::probe::protocol::{Engine, Op};
-use crate::ui::header::{engine_name, op_name};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -90,9 +89,9 @@ pub fn markdown(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Str
         "# p2ptop snapshot\n\n{machine} · taken {taken} · mode {} · op {} · engine {} · buffer {buffer_mib} MiB\n\n\
          {} {unit}, rows are the source and columns the destination (data moves src → dst).\n\n",
         view.mode.name(),
-        op_name(op),
-        engine_name(engine),
-        op_name(op),
+        op.name(),
+        engine.name(),
+        op.name(),
     );
     let nodes = board.nodes();
     out += "| src → dst |";

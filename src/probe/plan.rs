@@ -5,7 +5,8 @@
 //! runs no kernel, so on a path with the host at one end the GPU end does the work for every op:
 //! host → GPU is always a GPU read, GPU → host always a GPU write.
 
-use super::protocol::{Engine, Node, Op, Pair, Settings};
+use super::protocol::{DirectionSample, DirectionSummary, Engine, Node, Op, Pair, Settings};
+use super::stats;
 
 /// One direction of a measurement: bytes from `src` to `dst`, moved by GPU `executor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +14,34 @@ pub struct Transfer {
     pub src: Node,
     pub dst: Node,
     pub executor: u32,
+}
+
+impl Transfer {
+    /// One timed sample of this transfer: `bytes` moved in `seconds`.
+    pub fn sample(&self, bytes: u64, seconds: f64) -> DirectionSample {
+        DirectionSample {
+            src: self.src,
+            dst: self.dst,
+            executor: self.executor,
+            bytes,
+            seconds,
+            gbps: bytes as f64 / seconds / 1e9,
+        }
+    }
+
+    /// The summary of this transfer's samples (GB/s); `None` without samples.
+    pub fn summary(&self, gbps: &[f64]) -> Option<DirectionSummary> {
+        let s = stats::summarize(gbps)?;
+        Some(DirectionSummary {
+            src: self.src,
+            dst: self.dst,
+            executor: self.executor,
+            median_gbps: s.median,
+            min_gbps: s.min,
+            max_gbps: s.max,
+            cv: s.cv,
+        })
+    }
 }
 
 impl std::fmt::Display for Transfer {

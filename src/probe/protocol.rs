@@ -265,6 +265,28 @@ pub struct DirectionSummary {
     pub cv: f64,
 }
 
+impl Op {
+    /// The name used on the wire and in every report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Bidir => "bidir",
+            Op::Latency => "latency",
+        }
+    }
+}
+
+impl Engine {
+    /// The name used on the wire and in every report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sm => "sm",
+            Engine::Ce => "ce",
+        }
+    }
+}
+
 /// Why a pair could not be measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

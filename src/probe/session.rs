@@ -19,7 +19,8 @@ pub trait Control {
 }
 
 /// Something that measures one (pair, op, engine), or several pairs at once: the CUDA engine,
-/// the simulator, or a test's fake.
+/// the simulator, or a test's fake. The command loop has checked the settings (and that a
+/// stress op is a load) before either is called.
 pub trait Measurer {
     fn measure(
         &mut self,
@@ -145,7 +146,10 @@ pub fn run(
             } => {
                 let mut outcome = Outcome::Complete;
                 for (pair, op, engine) in work(&pairs, &ops, &engines) {
-                    let result = measurer.measure(id, pair, op, engine, &settings, &mut session);
+                    let result = match settings.check() {
+                        Ok(()) => measurer.measure(id, pair, op, engine, &settings, &mut session),
+                        Err(m) => Err(Failure::new(FailureKind::Invalid, m)),
+                    };
                     outcome = session.judge(id, &[pair], op, engine, result);
                     if outcome != Outcome::Complete {
                         break;
@@ -162,8 +166,17 @@ pub fn run(
             } => {
                 let mut outcome = Outcome::Complete;
                 for engine in engines {
-                    let result =
-                        measurer.measure_together(id, &pairs, op, engine, &settings, &mut session);
+                    let result = match stress_problem(op, &settings) {
+                        None => measurer.measure_together(
+                            id,
+                            &pairs,
+                            op,
+                            engine,
+                            &settings,
+                            &mut session,
+                        ),
+                        Some(m) => Err(Failure::new(FailureKind::Invalid, m)),
+                    };
                     outcome = session.judge(id, &pairs, op, engine, result);
                     if outcome != Outcome::Complete {
                         break;
@@ -182,6 +195,17 @@ pub fn run(
         });
     }
     End::Finished
+}
+
+/// Why a stress command cannot run at all, if it cannot.
+fn stress_problem(op: Op, settings: &Settings) -> Option<String> {
+    if op == Op::Latency {
+        return Some(
+            "stress loads pairs with read, write or bidir; latency is measured one pair at a time"
+                .into(),
+        );
+    }
+    settings.check().err()
 }
 
 /// How one measurement went, for the command it belongs to.

@@ -83,8 +83,8 @@ impl CellReport {
             "{} → {} {} {}",
             self.src,
             self.dst,
-            op_name(self.op),
-            engine_name(self.engine)
+            self.op.name(),
+            self.engine.name()
         )
     }
 }
@@ -256,22 +256,6 @@ fn link_matrix(topology: &Topology) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
-}
-
-pub fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Read => "read",
-        Op::Write => "write",
-        Op::Bidir => "bidir",
-        Op::Latency => "latency",
-    }
-}
-
-pub fn engine_name(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Sm => "sm",
-        Engine::Ce => "ce",
-    }
 }
 
 /// As in JSON: `hung`, `gate_timeout`…

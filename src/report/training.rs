@@ -14,7 +14,7 @@
 //! the closer one where it is the best; the op and engine used are recorded). Latency, protocol
 //! overhead and compute overlap are ignored: this is a lower bound on synchronization time.
 
-use super::run::{Report, engine_name, op_name};
+use super::run::Report;
 use crate::probe::protocol::{Node, Op};
 use serde::{Deserialize, Serialize};
 
@@ -118,7 +118,7 @@ fn measured_hop(report: &Report, a: u32, b: u32) -> Option<(f64, String)> {
         .filter(|c| matches!(c.op, Op::Write | Op::Read) && !c.corrupted())
         .filter_map(|c| {
             let gbps = c.directions.first()?.median_gbps;
-            Some((gbps, format!("{} {}", op_name(c.op), engine_name(c.engine))))
+            Some((gbps, format!("{} {}", c.op.name(), c.engine.name())))
         })
         .max_by(|x, y| x.0.total_cmp(&y.0))
 }

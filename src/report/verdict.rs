@@ -172,13 +172,7 @@ impl Verdict {
     pub fn lines(&self) -> Vec<(Level, String)> {
         let mut lines: Vec<(Level, String)> = Vec::new();
         for c in self.cells.iter().filter(|c| c.level > Level::Pass) {
-            let subject = format!(
-                "{} → {} {} {}",
-                c.src,
-                c.dst,
-                super::run::op_name(c.op),
-                super::run::engine_name(c.engine)
-            );
+            let subject = format!("{} → {} {} {}", c.src, c.dst, c.op.name(), c.engine.name());
             lines.extend(
                 c.reasons
                     .iter()

@@ -16,7 +16,6 @@ use crate::probe::protocol::{
     Verification,
 };
 use crate::probe::session::{self, Control, Failure, Finish, Measurer};
-use crate::probe::stats;
 
 /// Relative spread of simulated samples (about 0.5% standard deviation).
 const NOISE: f64 = 0.01;
@@ -278,14 +277,7 @@ impl Simulation {
                 .zip(&rates)
                 .map(|(t, &gbps)| {
                     let gbps = gbps * self.jitter();
-                    DirectionSample {
-                        src: t.src,
-                        dst: t.dst,
-                        executor: t.executor,
-                        bytes: moved,
-                        seconds: moved as f64 / (gbps * 1e9),
-                        gbps,
-                    }
+                    t.sample(moved, moved as f64 / (gbps * 1e9))
                 })
                 .collect();
             let longest = samples.iter().map(|d| d.seconds).fold(0.0, f64::max);
@@ -313,18 +305,7 @@ impl Simulation {
             let directions: Vec<DirectionSummary> = group
                 .iter()
                 .zip(values.by_ref())
-                .filter_map(|(t, values)| {
-                    let s = stats::summarize(values)?;
-                    Some(DirectionSummary {
-                        src: t.src,
-                        dst: t.dst,
-                        executor: t.executor,
-                        median_gbps: s.median,
-                        min_gbps: s.min,
-                        max_gbps: s.max,
-                        cv: s.cv,
-                    })
-                })
+                .filter_map(|(t, values)| t.summary(values))
                 .collect();
             control.emit(Event::Result {
                 id,
@@ -506,9 +487,6 @@ impl Measurer for Simulation {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        settings
-            .check()
-            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         self.check_nodes(pair)?;
         let transfers =
             plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
@@ -527,15 +505,6 @@ impl Measurer for Simulation {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        settings
-            .check()
-            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
-        if op == Op::Latency {
-            return Err(Failure::new(
-                FailureKind::Invalid,
-                "stress loads pairs with read, write or bidir; latency is measured one pair at a time",
-            ));
-        }
         let mut groups = Vec::new();
         for &pair in pairs {
             let planned = self.check_nodes(pair).and_then(|()| {

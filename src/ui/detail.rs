@@ -12,7 +12,6 @@
 //! ```
 
 use super::State;
-use super::header::{engine_name, op_name};
 use crate::app::board::{Cell, Measured};
 use crate::app::reading::{self, blocking_p2p, failure_words, figure, line_rate_gbps};
 use crate::probe::protocol::{Node, Op};
@@ -35,8 +34,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let view = state.view;
     let title = format!(
         " {src} → {dst} · {} · {} ",
-        op_name(view.shown_op()),
-        engine_name(view.engine)
+        view.shown_op().name(),
+        view.engine.name()
     );
     let block = Block::bordered().title(Span::styled(title, theme.label()));
     let inner = block.inner(area);

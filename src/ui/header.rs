@@ -8,7 +8,7 @@
 use super::{State, or_na};
 use crate::app::view::{Mode, Units};
 use crate::model::topology::Iommu;
-use crate::probe::protocol::{Engine, Op};
+
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -65,10 +65,10 @@ fn settings<'a>(state: &State) -> Line<'a> {
     spans.extend(field("mode ", view.mode.name().into()));
     let op = match view.mode {
         Mode::Stress => "bidir, all pairs".to_owned(),
-        Mode::Sweep => op_name(view.op).into(),
+        Mode::Sweep => view.op.name().into(),
     };
     spans.extend(field("op ", op));
-    spans.extend(field("engine ", engine_name(view.engine).into()));
+    spans.extend(field("engine ", view.engine.name().into()));
     spans.extend(field("buffer ", format!("{} MiB", state.buffer_mib)));
     let units = match view.units {
         Units::Gbps => "GB/s",
@@ -83,25 +83,9 @@ fn settings<'a>(state: &State) -> Line<'a> {
             many => format!("{} pairs", many.len()),
         };
         spans.push(Span::styled(
-            format!("measuring {what} {}", op_name(running.op)),
+            format!("measuring {what} {}", running.op.name()),
             theme.dim(),
         ));
     }
     Line::from(spans)
-}
-
-pub fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Read => "read",
-        Op::Write => "write",
-        Op::Bidir => "bidir",
-        Op::Latency => "latency",
-    }
-}
-
-pub fn engine_name(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Sm => "sm",
-        Engine::Ce => "ce",
-    }
 }

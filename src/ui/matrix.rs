@@ -13,7 +13,6 @@
 //! ```
 //! Rows and columns scroll to keep the selected cell in view when they do not all fit.
 
-use super::header::{engine_name, op_name};
 use super::{State, window_start};
 use crate::app::board::Board;
 use crate::app::reading::{self, Reading, failure_code, figure};
@@ -82,8 +81,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, merged: bool) {
     };
     let title = format!(
         " {} {unit} · src → dst · {} ",
-        op_name(view.shown_op()),
-        engine_name(view.engine)
+        view.shown_op().name(),
+        view.engine.name()
     );
     let mut block = Block::bordered().title(Span::styled(title, theme.label()));
     if view.focus == Focus::Matrix {

@@ -1,7 +1,7 @@
 //! CSV: one row per cell per direction (a failed cell gets one row with its failure), so a
 //! spreadsheet can filter and pivot without knowing the report's nesting.
 
-use crate::report::run::{CellReport, Report, engine_name, failure_kind_name, op_name};
+use crate::report::run::{CellReport, Report, failure_kind_name};
 
 const HEADER: &str = "src,dst,op,engine,direction_src,direction_dst,executor,median_gbps,\
 min_gbps,max_gbps,cv,line_rate_gbps,efficiency,mismatched_bytes,first_bad_offset,throttled,\
@@ -24,8 +24,8 @@ fn rows(cell: &CellReport) -> Vec<Vec<String>> {
     let common = [
         cell.src.to_string(),
         cell.dst.to_string(),
-        op_name(cell.op).to_owned(),
-        engine_name(cell.engine).to_owned(),
+        cell.op.name().to_owned(),
+        cell.engine.name().to_owned(),
     ];
     let tail = |efficiency: Option<f64>| {
         [

@@ -3,7 +3,7 @@
 
 use crate::model::topology::P2pStatus;
 use crate::probe::protocol::{Engine, FailureKind, Node, Op};
-use crate::report::run::{CellReport, Report, engine_name, op_name};
+use crate::report::run::{CellReport, Report};
 
 /// A titled grid of texts over the report's nodes.
 pub struct Matrix {
@@ -45,8 +45,8 @@ pub fn bandwidth(report: &Report) -> Vec<Matrix> {
             Matrix {
                 title: format!(
                     "{}, {} — {what} (row src → column dst)",
-                    op_name(op),
-                    engine_name(engine)
+                    op.name(),
+                    engine.name()
                 ),
                 rows: grid(&nodes, |s, d| cell_text(report.cell(s, d, op, engine))),
                 nodes: nodes.clone(),

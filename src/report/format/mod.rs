@@ -8,7 +8,7 @@ pub mod matrix;
 pub mod table;
 
 use super::diagnosis;
-use super::run::{Report, engine_name};
+use super::run::Report;
 use super::seen::GpuSeen;
 use super::training;
 use super::verdict::Verdict;
@@ -61,13 +61,22 @@ fn engines(report: &Report) -> String {
         .run
         .engines
         .iter()
-        .map(|e| engine_name(*e))
+        .map(|e| e.name())
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// How the figures were taken, in one sentence a reader of a ticket can check.
 pub fn method_sentence(report: &Report) -> String {
+    if let Some(name) = &report.simulated {
+        return format!(
+            "Method: SIMULATED. No hardware was measured: each figure is the median of {} \
+             samples of a {} MiB copy computed by p2ptop's model of the machine `{name}` \
+             (line rates × efficiencies from published figures, shared resources, heat). \
+             GB/s = 10^9 bytes/s; a device-local copy counts its bytes once.",
+            report.run.samples, report.run.buffer_mib
+        );
+    }
     format!(
         "Method: each figure is the median of {} samples copying a {} MiB buffer; every sample \
          was gated (a one-thread kernel held all streams until the work was queued), timed with \

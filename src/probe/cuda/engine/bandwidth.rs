@@ -12,7 +12,6 @@ use p2ptop::probe::protocol::{
     Verification,
 };
 use p2ptop::probe::session::{Control, Failure, Finish};
-use p2ptop::probe::stats;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The start gate's host-mapped words: the flag, then one status per lane, a cache line apart.
@@ -85,18 +84,7 @@ impl Probe {
                 .iter()
                 .zip(&per_flow)
                 .filter(|(c, _)| c.group == g)
-                .filter_map(|(c, values)| {
-                    let s = stats::summarize(values)?;
-                    Some(DirectionSummary {
-                        src: c.transfer.src,
-                        dst: c.transfer.dst,
-                        executor: c.transfer.executor,
-                        median_gbps: s.median,
-                        min_gbps: s.min,
-                        max_gbps: s.max,
-                        cv: s.cv,
-                    })
-                })
+                .filter_map(|(c, values)| c.transfer.summary(values))
                 .collect();
             control.emit(Event::Result {
                 id,
@@ -214,14 +202,7 @@ impl Probe {
         for c in copies {
             let seconds = self.timed_seconds(c, settings, "a timed copy")?;
             let moved = c.bytes * repeats as u64;
-            directions.push(DirectionSample {
-                src: c.transfer.src,
-                dst: c.transfer.dst,
-                executor: c.transfer.executor,
-                bytes: moved,
-                seconds,
-                gbps: moved as f64 / seconds / 1e9,
-            });
+            directions.push(c.transfer.sample(moved, seconds));
         }
         let released = copies
             .iter()

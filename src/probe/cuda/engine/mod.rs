@@ -232,9 +232,6 @@ impl Measurer for Probe {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        settings
-            .check()
-            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         // The pointer chase is a kernel whatever the engine: it needs peer access like SM copies.
         let transfers = self.prepare(pair, op, op == Op::Latency || engine == Engine::Sm)?;
         self.ensure_gate()?;
@@ -254,16 +251,6 @@ impl Measurer for Probe {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        settings
-            .check()
-            .map_err(|m| Failure::new(FailureKind::Invalid, m))?;
-        if op == Op::Latency {
-            return Err(Failure::new(
-                FailureKind::Invalid,
-                "stress loads pairs with read, write or bidir; latency is measured one pair at a \
-                 time",
-            ));
-        }
         let mut groups = Vec::new();
         for &pair in pairs {
             match self.prepare(pair, op, engine == Engine::Sm) {
