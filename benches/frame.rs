@@ -139,7 +139,7 @@ fn live_cpu(preset: &str, seconds: u64) -> (f64, f64) {
         preset,
         1,
         p2ptop::source::simulated::Pacing::WallClock {
-            telemetry: Duration::from_millis(p2ptop::source::DEFAULT_TELEMETRY_INTERVAL_MS),
+            telemetry: p2ptop::nvml::sampler::DEFAULT_INTERVAL,
         },
     );
     let options = LiveOptions::default();

@@ -33,6 +33,15 @@ pub struct MachineArgs {
     /// The probe binary to run [default: p2ptop-probe next to p2ptop].
     #[arg(long, global = true, env = "P2PTOP_PROBE", value_name = "PATH")]
     pub probe: Option<PathBuf>,
+    /// How often telemetry (temperatures, clocks, power, link counters) is read.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = crate::nvml::sampler::DEFAULT_INTERVAL.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(50..),
+        value_name = "MS"
+    )]
+    pub telemetry_ms: u64,
     /// Only these GPUs (as nvidia-smi numbers them), e.g. 0,2,3 [default: all].
     #[arg(long, global = true, value_delimiter = ',', value_name = "LIST")]
     pub devices: Option<Vec<u32>>,

@@ -5,7 +5,6 @@ use crate::cli::{LiveArgs, MachineArgs};
 use crate::exit;
 use crate::live::{self, LiveOptions};
 use crate::probe::protocol::Settings;
-use crate::source::DEFAULT_TELEMETRY_INTERVAL_MS;
 use std::time::Duration;
 
 pub fn run(machine: &MachineArgs, args: &LiveArgs) -> u8 {
@@ -23,11 +22,7 @@ fn open(machine: &MachineArgs, args: &LiveArgs) -> Result<u8, Failure> {
     if args.refresh_ms == 0 {
         return Err(Failure::new(exit::USAGE, "--refresh-ms must be at least 1"));
     }
-    let conn = super::connect(
-        machine,
-        Duration::from_millis(DEFAULT_TELEMETRY_INTERVAL_MS),
-        true,
-    )?;
+    let conn = super::connect(machine, true)?;
     let nodes = super::measure::selected_nodes(&conn.topology, machine.devices.as_deref())?;
     super::measure::check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
     let options = LiveOptions {

@@ -11,7 +11,7 @@ use crate::model::topology::Topology;
 use crate::probe::protocol::{Command, Event, Node, Op, Pair, Settings};
 use crate::report::run::{Report, RunInfo};
 use crate::report::seen::TelemetrySeen;
-use crate::source::{Connection, DEFAULT_TELEMETRY_INTERVAL_MS};
+use crate::source::Connection;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,11 +32,7 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure>
         signal_hook::flag::register(signal, interrupted.clone())
             .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot watch for Ctrl-C: {e}")))?;
     }
-    let conn = super::connect(
-        machine,
-        Duration::from_millis(DEFAULT_TELEMETRY_INTERVAL_MS),
-        false,
-    )?;
+    let conn = super::connect(machine, false)?;
     let nodes = selected_nodes(&conn.topology, machine.devices.as_deref())?;
     let settings = Settings {
         buffer_mib: args.buffer_mib,

@@ -61,11 +61,8 @@ pub fn topology(args: &MachineArgs) -> Result<(Topology, Option<String>), Failur
 /// Opens the machine for measuring: the simulation, or NVML and the probe.
 /// `paced` runs a simulation at the speed of the real machine (for the live view) rather than
 /// at once.
-pub fn connect(
-    args: &MachineArgs,
-    telemetry_interval: Duration,
-    paced: bool,
-) -> Result<Connection, Failure> {
+pub fn connect(args: &MachineArgs, paced: bool) -> Result<Connection, Failure> {
+    let telemetry_interval = Duration::from_millis(args.telemetry_ms);
     if let Some((machine, name)) = simulated(args)? {
         let pacing = if paced {
             source::simulated::Pacing::WallClock {

@@ -11,9 +11,6 @@ use crate::probe::protocol::Command;
 use crate::probe::supervisor::Supervisor;
 use std::sync::mpsc::Receiver;
 
-/// How often telemetry is read unless the user says otherwise.
-pub const DEFAULT_TELEMETRY_INTERVAL_MS: u64 = 500;
-
 /// An open machine: its topology, a way to send the probe commands, and the feed.
 pub struct Connection {
     pub topology: Topology,
