@@ -79,7 +79,10 @@ impl Default for LiveOptions {
 /// Runs the live view on `conn` until the user quits or a signal asks to stop. The terminal is
 /// restored before this returns, whatever happened.
 pub fn run(mut conn: Connection, options: LiveOptions) -> anyhow::Result<()> {
-    let topology = select_devices(&conn.topology, options.devices.as_deref())?;
+    let topology = conn
+        .topology
+        .only(options.devices.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let feed = std::mem::replace(&mut conn.feed, mpsc::channel().1);
     let mut live = Live::new(conn, topology, &options)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -110,26 +113,6 @@ pub fn run(mut conn: Connection, options: LiveOptions) -> anyhow::Result<()> {
     // Stop the probe's current command so it does not keep a GPU busy after the view is gone.
     live.conn.send(Command::Stop);
     result
-}
-
-/// The topology limited to `devices`; an unknown index is an error that names the ones there.
-pub fn select_devices(topology: &Topology, devices: Option<&[u32]>) -> anyhow::Result<Topology> {
-    let Some(devices) = devices else {
-        return Ok(topology.clone());
-    };
-    if let Some(missing) = devices.iter().find(|d| topology.gpu(**d).is_none()) {
-        let present: Vec<String> = topology.gpus.iter().map(|g| g.index.to_string()).collect();
-        anyhow::bail!(
-            "there is no GPU{missing}; this machine has GPU {}",
-            present.join(", ")
-        );
-    }
-    let mut selected = topology.clone();
-    selected.gpus.retain(|g| devices.contains(&g.index));
-    selected
-        .pairs
-        .retain(|p| devices.contains(&p.a) && devices.contains(&p.b));
-    Ok(selected)
 }
 
 /// What arrives on the loop's one channel.

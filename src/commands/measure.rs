@@ -121,30 +121,13 @@ fn follow(
 
 /// The GPUs to measure (all, or `--devices`), then the host.
 pub fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Vec<Node>, Failure> {
-    let all: Vec<u32> = topology.gpus.iter().map(|g| g.index).collect();
-    if all.is_empty() {
+    if topology.gpus.is_empty() {
         return Err(Failure::new(exit::ENVIRONMENT, "this machine has no GPU"));
     }
-    let chosen = match devices {
-        None => all.clone(),
-        Some(list) => {
-            if let Some(bad) = list.iter().find(|d| !all.contains(d)) {
-                return Err(Failure::new(
-                    exit::USAGE,
-                    format!(
-                        "--devices: there is no GPU{bad}; this machine has GPU{}-GPU{}",
-                        all[0],
-                        all[all.len() - 1]
-                    ),
-                ));
-            }
-            let mut list = list.to_vec();
-            list.sort_unstable();
-            list.dedup();
-            list
-        }
-    };
-    let mut nodes: Vec<Node> = chosen.into_iter().map(Node::Gpu).collect();
+    let selected = topology
+        .only(devices)
+        .map_err(|e| Failure::new(exit::USAGE, format!("--devices: {e}")))?;
+    let mut nodes: Vec<Node> = selected.gpus.iter().map(|g| Node::Gpu(g.index)).collect();
     nodes.push(Node::Host);
     Ok(nodes)
 }

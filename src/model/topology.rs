@@ -343,6 +343,27 @@ impl Topology {
         self.pairs.iter().find(|p| p.a == lo && p.b == hi)
     }
 
+    /// The machine narrowed to `devices` (all of it for `None`); an index it lacks is an error
+    /// naming the GPUs it has.
+    pub fn only(&self, devices: Option<&[u32]>) -> Result<Topology, String> {
+        let Some(devices) = devices else {
+            return Ok(self.clone());
+        };
+        if let Some(missing) = devices.iter().find(|d| self.gpu(**d).is_none()) {
+            let present: Vec<String> = self.gpus.iter().map(|g| g.index.to_string()).collect();
+            return Err(format!(
+                "there is no GPU{missing}; this machine has GPU {}",
+                present.join(", ")
+            ));
+        }
+        let mut selected = self.clone();
+        selected.gpus.retain(|g| devices.contains(&g.index));
+        selected
+            .pairs
+            .retain(|p| devices.contains(&p.a) && devices.contains(&p.b));
+        Ok(selected)
+    }
+
     /// `src`'s access to `dst`'s memory.
     pub fn p2p(&self, src: u32, dst: u32) -> Option<P2pCaps> {
         let pair = self.pair(src, dst)?;

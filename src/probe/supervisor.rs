@@ -12,7 +12,7 @@
 
 use super::launch::{self, Hello, StartError};
 use super::protocol::{Command, Engine, Event, FailureKind, Op, Pair};
-use super::session;
+use super::session::{self, Failure};
 use crate::app::feed::Feed;
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -510,19 +510,15 @@ impl Loop {
     /// Reports work that will not run because its pair broke the probe before.
     fn skip(&mut self, id: u64, left_out: &[(Pair, Op, Engine)]) {
         for &(pair, op, engine) in left_out {
-            self.emit(Event::PairError {
-                id,
-                pair,
-                op,
-                engine,
-                kind: FailureKind::Skipped,
-                message: format!(
+            let failure = Failure::new(
+                FailureKind::Skipped,
+                format!(
                     "not measured: {} → {} hung or crashed the probe earlier, so the restarted \
                      probe runs without it",
                     pair.src, pair.dst
                 ),
-                cuda_error: None,
-            });
+            );
+            self.emit(session::pair_error(id, pair, op, engine, &failure));
         }
     }
 
@@ -641,15 +637,11 @@ impl Loop {
                 } else {
                     kind
                 };
-                self.emit(Event::PairError {
-                    id: part.id,
-                    pair,
-                    op,
-                    engine,
+                let failure = Failure::new(
                     kind,
-                    message: format!("{why} while measuring {} → {}", pair.src, pair.dst),
-                    cuda_error: None,
-                });
+                    format!("{why} while measuring {} → {}", pair.src, pair.dst),
+                );
+                self.emit(session::pair_error(part.id, pair, op, engine, &failure));
             }
             for pair in part.pairs() {
                 if !self.excluded.contains(&pair) {
