@@ -1,10 +1,9 @@
 //! What the hand-written PTX kernels in ptx/ compute, checked on a CPU interpreter
-//! (tests/ptx_interp) so that a wrong index, a lost tail or a broken hash shows up without a GPU.
-
-mod ptx_interp;
+//! (tests/emu/ptx) so that a wrong index, a lost tail or a broken hash shows up without a GPU.
 
 use p2ptop::probe::chain::Chain;
-use ptx_interp::{Device, Fault, Module, Param};
+use p2ptop_ptx::doubles::pattern_word;
+use p2ptop_ptx::{Device, Fault, Module, Param};
 
 fn ptx_text(file: &str) -> String {
     let path = format!("{}/ptx/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -12,7 +11,7 @@ fn ptx_text(file: &str) -> String {
 }
 
 fn kernel_module(file: &str) -> Module {
-    Module::parse(&ptx_text(file))
+    Module::parse(&ptx_text(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -193,7 +192,7 @@ fn mutated_copy(original: &str, bug: &str) -> Module {
         1,
         "copy.ptx no longer has `{original}` exactly once; update this mutation"
     );
-    Module::parse(&text.replacen(original, bug, 1))
+    Module::parse(&text.replacen(original, bug, 1)).expect("the mutation still parses")
 }
 
 fn assert_copy_check_catches(original: &str, bug: &str) {
@@ -237,21 +236,6 @@ fn copy_check_catches_a_remainder_that_never_runs() {
 
 // ---------------------------------------------------------------------------------------------
 // p2p_pattern
-
-/// MurmurHash3's 32-bit finalizer.
-fn fmix32(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA6B);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xC2B2_AE35);
-    h ^ (h >> 16)
-}
-
-/// Word `index` of the pattern, as pattern.ptx's header defines it.
-fn pattern_word(index: u64, seed: u32) -> u32 {
-    let (lo, hi) = (index as u32, (index >> 32) as u32);
-    fmix32(lo ^ hi.wrapping_mul(0x9E37_79B9) ^ seed)
-}
 
 /// The whole buffer: little-endian words, a partial last word keeping its low bytes.
 fn pattern_bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -546,15 +530,19 @@ fn gate_keeps_spinning_while_the_flag_is_zero_and_time_remains() {
 // The interpreter's own strictness, which the checks above rely on
 
 #[test]
-#[should_panic(expected = "unsupported instruction")]
 fn interpreter_rejects_instructions_outside_the_subset() {
-    Module::parse(&ptx_text("gate.ptx").replacen("ret;", "trap;", 1));
+    let err = Module::parse(&ptx_text("gate.ptx").replacen("ret;", "trap;", 1))
+        .err()
+        .expect("trap is outside the subset");
+    assert!(err.contains("unsupported instruction"), "{err}");
 }
 
 #[test]
-#[should_panic(expected = "is 64 bits wide")]
 fn interpreter_rejects_a_register_of_the_wrong_width() {
-    Module::parse(&ptx_text("copy.ptx").replacen("%v, %in_block;", "%v, %v;", 1));
+    let err = Module::parse(&ptx_text("copy.ptx").replacen("%v, %in_block;", "%v, %v;", 1))
+        .err()
+        .expect("a 64-bit register where 32 bits are needed");
+    assert!(err.contains("is 64 bits wide"), "{err}");
 }
 
 #[test]

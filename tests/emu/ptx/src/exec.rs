@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use super::ir::{Address, AtomOp, BinOp, Cmp, Inst, Kernel, Op, Operand, Special, UnOp, mask};
-use super::memory::Memory;
-use super::parse::Module;
+use crate::ir::{Address, AtomOp, BinOp, Cmp, Inst, Kernel, Op, Operand, Special, UnOp, mask};
+use crate::memory::Memory;
+use crate::parse::Module;
 
 /// Virtual nanoseconds that pass per executed instruction: enough for %globaltimer to move, so
 /// spin loops with a timeout end, deterministically.
@@ -85,7 +85,8 @@ impl Device {
     }
 
     /// Runs every thread of a `grid_blocks` x `block_threads` launch to completion, one
-    /// after another. Panics if `params` do not match the kernel's declaration.
+    /// after another. A kernel the module lacks, or `params` that do not match its declaration,
+    /// fault before any thread runs.
     pub fn launch(
         &mut self,
         module: &Module,
@@ -94,8 +95,10 @@ impl Device {
         block_threads: u32,
         params: &[Param],
     ) -> Result<(), Fault> {
-        let kernel = module.kernel(kernel);
-        let params = bind_params(kernel, params);
+        let kernel = module
+            .kernel(kernel)
+            .ok_or_else(|| Fault(format!("the module has no kernel named {kernel}")))?;
+        let params = bind_params(kernel, params)?;
         for ctaid in 0..grid_blocks {
             for tid in 0..block_threads {
                 let ids = ThreadIds {
@@ -258,25 +261,26 @@ impl Device {
 }
 
 /// Checks the arguments against the `.param` list and returns their raw values.
-fn bind_params(kernel: &Kernel, params: &[Param]) -> Vec<u64> {
-    assert_eq!(
-        params.len(),
-        kernel.params.len(),
-        "{} takes {} parameters",
-        kernel.name,
-        kernel.params.len()
-    );
+fn bind_params(kernel: &Kernel, params: &[Param]) -> Result<Vec<u64>, Fault> {
+    if params.len() != kernel.params.len() {
+        return Err(Fault(format!(
+            "{} takes {} parameters, got {}",
+            kernel.name,
+            kernel.params.len(),
+            params.len()
+        )));
+    }
     kernel
         .params
         .iter()
         .zip(params)
         .map(|(decl, param)| match (decl.bits, *param) {
-            (32, Param::U32(value)) => u64::from(value),
-            (64, Param::U64(value)) => value,
-            _ => panic!(
+            (32, Param::U32(value)) => Ok(u64::from(value)),
+            (64, Param::U64(value)) => Ok(value),
+            _ => Err(Fault(format!(
                 "{}: parameter {} is declared with {} bits",
                 kernel.name, decl.name, decl.bits
-            ),
+            ))),
         })
         .collect()
 }

@@ -1,9 +1,9 @@
-//! Turns PTX text into `Kernel`s. Anything outside the supported subset panics, quoting the
-//! line, so a kernel edited to use something new is never half-understood.
+//! Turns PTX text into `Kernel`s. Anything outside the supported subset is an error that quotes
+//! the line, so a kernel edited to use something new is never half-understood.
 
 use std::collections::HashMap;
 
-use super::ir::{
+use crate::ir::{
     Address, AtomOp, BinOp, Cmp, Guard, Inst, Kernel, Op, Operand, ParamDecl, Reg, Special, UnOp,
     mask,
 };
@@ -14,8 +14,8 @@ pub struct Module {
 }
 
 impl Module {
-    /// Parses `text`; panics with the line on anything outside the supported subset.
-    pub fn parse(text: &str) -> Self {
+    /// Parses `text`; the error names the line of the first thing outside the supported subset.
+    pub fn parse(text: &str) -> Result<Self, String> {
         let mut lines = text.lines().enumerate().filter_map(|(index, raw)| {
             let code = raw
                 .split_once("//")
@@ -29,18 +29,20 @@ impl Module {
         let mut kernels = Vec::new();
         while let Some(line) = lines.next() {
             match line.text.strip_prefix(".visible .entry ") {
-                Some(header) => kernels.push(parse_entry(header, line, &mut lines)),
-                None => check_module_directive(line),
+                Some(header) => kernels.push(parse_entry(header, line, &mut lines)?),
+                None => check_module_directive(line)?,
             }
         }
-        Self { kernels }
+        Ok(Self { kernels })
     }
 
-    pub(super) fn kernel(&self, name: &str) -> &Kernel {
-        self.kernels
-            .iter()
-            .find(|kernel| kernel.name == name)
-            .unwrap_or_else(|| panic!("the module has no kernel named {name}"))
+    /// The entry named `name`, if the module has one.
+    pub fn kernel(&self, name: &str) -> Option<&Kernel> {
+        self.kernels.iter().find(|kernel| kernel.name == name)
+    }
+
+    pub fn kernels(&self) -> &[Kernel] {
+        &self.kernels
     }
 }
 
@@ -52,21 +54,24 @@ struct Line<'a> {
 }
 
 impl Line<'_> {
-    fn fail(&self, why: &str) -> ! {
-        panic!("PTX line {}: {why}: `{}`", self.number, self.text)
+    fn fail(&self, why: &str) -> String {
+        format!("PTX line {}: {why}: `{}`", self.number, self.text)
     }
 }
 
-fn next_line<'a>(lines: &mut impl Iterator<Item = Line<'a>>, after: Line) -> Line<'a> {
+fn next_line<'a>(
+    lines: &mut impl Iterator<Item = Line<'a>>,
+    after: Line,
+) -> Result<Line<'a>, String> {
     lines
         .next()
-        .unwrap_or_else(|| after.fail("the file ends in the middle of this entry"))
+        .ok_or_else(|| after.fail("the file ends in the middle of this entry"))
 }
 
-fn check_module_directive(line: Line) {
+fn check_module_directive(line: Line) -> Result<(), String> {
     match line.text.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [".version", _] | [".target", _] | [".address_size", "64"] => {}
-        _ => line.fail("unsupported module-level line"),
+        [".version", _] | [".target", _] | [".address_size", "64"] => Ok(()),
+        _ => Err(line.fail("unsupported module-level line")),
     }
 }
 
@@ -75,27 +80,27 @@ fn parse_entry<'a>(
     header: &str,
     first: Line<'a>,
     lines: &mut impl Iterator<Item = Line<'a>>,
-) -> Kernel {
+) -> Result<Kernel, String> {
     let name = header
         .strip_suffix('(')
-        .unwrap_or_else(|| first.fail("expected `.visible .entry NAME(`"))
+        .ok_or_else(|| first.fail("expected `.visible .entry NAME(`"))?
         .trim();
     let mut last = first;
     let mut params = Vec::new();
     loop {
-        last = next_line(lines, last);
+        last = next_line(lines, last)?;
         if last.text == ")" {
             break;
         }
-        params.push(parse_param(last));
+        params.push(parse_param(last)?);
     }
-    last = next_line(lines, last);
+    last = next_line(lines, last)?;
     if last.text != "{" {
-        last.fail("expected `{` after the parameter list");
+        return Err(last.fail("expected `{` after the parameter list"));
     }
     let mut body = Vec::new();
     loop {
-        last = next_line(lines, last);
+        last = next_line(lines, last)?;
         if last.text == "}" {
             break;
         }
@@ -104,29 +109,29 @@ fn parse_entry<'a>(
     parse_body(name, params, &body)
 }
 
-fn parse_param(line: Line) -> ParamDecl {
+fn parse_param(line: Line) -> Result<ParamDecl, String> {
     let decl = line.text.strip_suffix(',').unwrap_or(line.text);
     match decl.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [".param", ty, name] => ParamDecl {
+        [".param", ty, name] => Ok(ParamDecl {
             name: (*name).to_owned(),
-            bits: dotted_type_bits(ty, line),
-        },
-        _ => line.fail("expected `.param .TYPE NAME`"),
+            bits: dotted_type_bits(ty, line)?,
+        }),
+        _ => Err(line.fail("expected `.param .TYPE NAME`")),
     }
 }
 
 /// Two passes: declarations and labels first, so instructions can refer to registers and
 /// branch to labels wherever they are.
-fn parse_body(name: &str, params: Vec<ParamDecl>, body: &[Line]) -> Kernel {
+fn parse_body(name: &str, params: Vec<ParamDecl>, body: &[Line]) -> Result<Kernel, String> {
     let mut regs = HashMap::new();
     let mut labels = HashMap::new();
     let mut instructions = Vec::new();
     for &line in body {
         if let Some(decl) = line.text.strip_prefix(".reg ") {
-            declare_registers(&mut regs, decl, line);
+            declare_registers(&mut regs, decl, line)?;
         } else if let Some(label) = line.text.strip_suffix(':') {
             if !is_identifier(label) || labels.insert(label, instructions.len()).is_some() {
-                line.fail("bad or duplicate label");
+                return Err(line.fail("bad or duplicate label"));
             }
         } else {
             instructions.push(line);
@@ -140,13 +145,13 @@ fn parse_body(name: &str, params: Vec<ParamDecl>, body: &[Line]) -> Kernel {
     let code = instructions
         .iter()
         .map(|&line| scope.instruction(line))
-        .collect();
-    Kernel {
+        .collect::<Result<_, _>>()?;
+    Ok(Kernel {
         name: name.to_owned(),
         reg_count: regs.len(),
         params,
         code,
-    }
+    })
 }
 
 fn is_identifier(text: &str) -> bool {
@@ -161,56 +166,59 @@ struct RegDecl {
 }
 
 /// `.reg .b32 %a<4>, %x;` (already without `.reg `) declares %a0..%a3 and %x.
-fn declare_registers(regs: &mut HashMap<String, RegDecl>, decl: &str, line: Line) {
+fn declare_registers(
+    regs: &mut HashMap<String, RegDecl>,
+    decl: &str,
+    line: Line,
+) -> Result<(), String> {
     let decl = decl
         .strip_suffix(';')
-        .unwrap_or_else(|| line.fail("missing `;`"));
+        .ok_or_else(|| line.fail("missing `;`"))?;
     let (ty, names) = decl
         .trim()
         .split_once(char::is_whitespace)
-        .unwrap_or_else(|| line.fail("expected `.reg .TYPE NAMES`"));
+        .ok_or_else(|| line.fail("expected `.reg .TYPE NAMES`"))?;
     let bits = match ty {
         ".pred" => 1,
-        _ => dotted_type_bits(ty, line),
+        _ => dotted_type_bits(ty, line)?,
     };
     for name in names.split(',').map(str::trim) {
         let expanded: Vec<String> = match name.strip_suffix('>').and_then(|n| n.split_once('<')) {
             Some((prefix, count)) => {
-                let count: usize = count
-                    .parse()
-                    .unwrap_or_else(|_| line.fail("bad register count"));
+                let count: usize = count.parse().map_err(|_| line.fail("bad register count"))?;
                 (0..count).map(|i| format!("{prefix}{i}")).collect()
             }
             None => vec![name.to_owned()],
         };
         for name in expanded {
             if !name.starts_with('%') || regs.contains_key(&name) {
-                line.fail(&format!("bad or duplicate register {name}"));
+                return Err(line.fail(&format!("bad or duplicate register {name}")));
             }
             let index = regs.len();
             regs.insert(name, RegDecl { index, bits });
         }
     }
+    Ok(())
 }
 
 /// Like `type_bits`, for a declaration's `.TYPE`.
-fn dotted_type_bits(ty: &str, line: Line) -> u32 {
+fn dotted_type_bits(ty: &str, line: Line) -> Result<u32, String> {
     let ty = ty
         .strip_prefix('.')
-        .unwrap_or_else(|| line.fail("expected a `.TYPE`"));
+        .ok_or_else(|| line.fail("expected a `.TYPE`"))?;
     type_bits(ty, line)
 }
 
 /// Width of an unsigned or untyped integer type name (without the dot).
-fn type_bits(ty: &str, line: Line) -> u32 {
+fn type_bits(ty: &str, line: Line) -> Result<u32, String> {
     match ty {
-        "u8" | "b8" => 8,
-        "u16" | "b16" => 16,
-        "u32" | "b32" => 32,
-        "u64" | "b64" => 64,
-        _ => line.fail(&format!(
+        "u8" | "b8" => Ok(8),
+        "u16" | "b16" => Ok(16),
+        "u32" | "b32" => Ok(32),
+        "u64" | "b64" => Ok(64),
+        _ => Err(line.fail(&format!(
             "unsupported type .{ty} (only unsigned and bit types)"
-        )),
+        ))),
     }
 }
 
@@ -246,16 +254,16 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    fn instruction(&self, line: Line) -> Inst {
+    fn instruction(&self, line: Line) -> Result<Inst, String> {
         let statement = line
             .text
             .strip_suffix(';')
-            .unwrap_or_else(|| line.fail("missing `;`"));
+            .ok_or_else(|| line.fail("missing `;`"))?;
         let (guard, statement) = match statement.strip_prefix('@') {
             Some(guarded) => {
                 let (pred, rest) = guarded
                     .split_once(char::is_whitespace)
-                    .unwrap_or_else(|| line.fail("guard without instruction"));
+                    .ok_or_else(|| line.fail("guard without instruction"))?;
                 (Some(pred), rest.trim())
             }
             None => (None, statement),
@@ -268,12 +276,12 @@ impl Scope<'_> {
             line,
             operands: split_operands(operands),
         };
-        Inst {
-            guard: guard.map(|pred| parser.guard(pred)),
-            op: parser.op(opcode),
+        Ok(Inst {
+            guard: guard.map(|pred| parser.guard(pred)).transpose()?,
+            op: parser.op(opcode)?,
             line: line.number,
             text: line.text.to_owned(),
-        }
+        })
     }
 }
 
@@ -307,31 +315,33 @@ struct InstParser<'a> {
     operands: Vec<&'a str>,
 }
 
+type Parsed<T> = Result<T, String>;
+
 impl<'a> InstParser<'a> {
-    fn fail(&self, why: &str) -> ! {
+    fn fail(&self, why: &str) -> String {
         self.line.fail(why)
     }
 
     /// `%p` or `!%p`, the part of a guard after the `@`.
-    fn guard(&self, pred: &str) -> Guard {
+    fn guard(&self, pred: &str) -> Parsed<Guard> {
         let (negated, name) = match pred.strip_prefix('!') {
             Some(name) => (true, name),
             None => (false, pred),
         };
-        Guard {
-            pred: self.pred(name),
+        Ok(Guard {
+            pred: self.pred(name)?,
             negated,
-        }
+        })
     }
 
-    fn op(&self, opcode: &str) -> Op {
+    fn op(&self, opcode: &str) -> Parsed<Op> {
         let parts: Vec<&str> = opcode.split('.').collect();
         match parts.as_slice() {
-            ["ld", "param", ty] => self.ld_param(self.bits(ty)),
+            ["ld", "param", ty] => self.ld_param(self.bits(ty)?),
             // Global and generic addresses coincide in the flat simulated address space.
             ["cvta", "to", "global", "u64"] => self.mov(64),
-            ["mov", ty] => self.mov(self.bits(ty)),
-            ["cvt", to, from] => self.cvt(self.bits(to), self.bits(from)),
+            ["mov", ty] => self.mov(self.bits(ty)?),
+            ["cvt", to, from] => self.cvt(self.bits(to)?, self.bits(from)?),
             ["mul", "wide", "u32"] => self.mul_wide(),
             ["mul", "lo", ty] => self.binary(BinOp::MulLo, ty),
             ["add", ty] => self.binary(BinOp::Add, ty),
@@ -342,297 +352,297 @@ impl<'a> InstParser<'a> {
             ["shr", ty] => self.shift(BinOp::Shr, ty),
             ["brev", "b32"] => self.unary(UnOp::Brev),
             ["clz", "b32"] => self.unary(UnOp::Clz),
-            ["selp", ty] => self.selp(self.bits(ty)),
-            ["setp", cmp, ty] => self.setp(cmp, self.bits(ty)),
+            ["selp", ty] => self.selp(self.bits(ty)?),
+            ["setp", cmp, ty] => self.setp(cmp, self.bits(ty)?),
             ["bra"] => self.bra(),
             ["ret"] => {
-                let [] = self.operands();
-                Op::Ret
+                let [] = self.operands()?;
+                Ok(Op::Ret)
             }
             ["ld", access @ ..] => self.load(access),
             ["st", access @ ..] => self.store(access),
             ["atom", "global", op, "u64"] => self.atom(op),
-            _ => self.fail("unsupported instruction"),
+            _ => Err(self.fail("unsupported instruction")),
         }
     }
 
-    fn bits(&self, ty: &str) -> u32 {
+    fn bits(&self, ty: &str) -> Parsed<u32> {
         type_bits(ty, self.line)
     }
 
-    fn operands<const N: usize>(&self) -> [&'a str; N] {
+    fn operands<const N: usize>(&self) -> Parsed<[&'a str; N]> {
         self.operands
             .as_slice()
             .try_into()
-            .unwrap_or_else(|_| self.fail(&format!("expected {N} operands")))
+            .map_err(|_| self.fail(&format!("expected {N} operands")))
     }
 
-    fn reg(&self, name: &str, width: Width) -> Reg {
-        let decl = self.declared(name);
+    fn reg(&self, name: &str, width: Width) -> Parsed<Reg> {
+        let decl = self.declared(name)?;
         if !width.accepts(decl.bits) {
-            self.fail(&format!(
+            return Err(self.fail(&format!(
                 "{name} is {} bits wide; this operand needs {}",
                 decl.bits,
                 width.bits()
-            ));
+            )));
         }
-        decl.index
+        Ok(decl.index)
     }
 
-    fn pred(&self, name: &str) -> Reg {
-        let decl = self.declared(name);
+    fn pred(&self, name: &str) -> Parsed<Reg> {
+        let decl = self.declared(name)?;
         if decl.bits != 1 {
-            self.fail(&format!("{name} is not a predicate"));
+            return Err(self.fail(&format!("{name} is not a predicate")));
         }
-        decl.index
+        Ok(decl.index)
     }
 
-    fn declared(&self, name: &str) -> RegDecl {
-        *self
-            .scope
+    fn declared(&self, name: &str) -> Parsed<RegDecl> {
+        self.scope
             .regs
             .get(name)
-            .unwrap_or_else(|| self.fail(&format!("undeclared register {name}")))
+            .copied()
+            .ok_or_else(|| self.fail(&format!("undeclared register {name}")))
     }
 
     /// A register, special register or immediate read as a value of `width`.
-    fn source(&self, text: &str, width: Width) -> Operand {
+    fn source(&self, text: &str, width: Width) -> Parsed<Operand> {
         if let Some(special) = Special::from_name(text) {
             if !width.accepts(special.bits()) {
-                self.fail(&format!("{text} has the wrong width for this instruction"));
+                return Err(self.fail(&format!("{text} has the wrong width for this instruction")));
             }
-            Operand::Special(special)
+            Ok(Operand::Special(special))
         } else if text.starts_with('%') {
-            Operand::Reg(self.reg(text, width))
+            Ok(Operand::Reg(self.reg(text, width)?))
         } else {
-            Operand::Imm(self.immediate(text, width.bits()))
+            Ok(Operand::Imm(self.immediate(text, width.bits())?))
         }
     }
 
     /// A decimal or `0x` hexadecimal literal that fits in `bits`.
-    fn immediate(&self, text: &str, bits: u32) -> u64 {
+    fn immediate(&self, text: &str, bits: u32) -> Parsed<u64> {
         let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16),
             None => text.parse(),
         };
-        let value = parsed.unwrap_or_else(|_| self.fail(&format!("bad operand {text}")));
+        let value = parsed.map_err(|_| self.fail(&format!("bad operand {text}")))?;
         if value > mask(bits) {
-            self.fail(&format!("immediate {text} does not fit in {bits} bits"));
+            return Err(self.fail(&format!("immediate {text} does not fit in {bits} bits")));
         }
-        value
+        Ok(value)
     }
 
     /// `[%reg]` or `[%reg+offset]`, with a 64-bit base register (`.address_size 64`).
-    fn address(&self, text: &str) -> Address {
+    fn address(&self, text: &str) -> Parsed<Address> {
         let inner = text
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
-            .unwrap_or_else(|| self.fail(&format!("expected an address, found {text}")));
+            .ok_or_else(|| self.fail(&format!("expected an address, found {text}")))?;
         let (base, offset) = match inner.split_once('+') {
-            Some((base, offset)) => (base.trim(), self.immediate(offset.trim(), 64)),
+            Some((base, offset)) => (base.trim(), self.immediate(offset.trim(), 64)?),
             None => (inner.trim(), 0),
         };
-        Address {
-            base: self.reg(base, Width::Exact(64)),
+        Ok(Address {
+            base: self.reg(base, Width::Exact(64))?,
             offset,
-        }
+        })
     }
 
-    fn ld_param(&self, bits: u32) -> Op {
-        let [dst, addr] = self.operands();
+    fn ld_param(&self, bits: u32) -> Parsed<Op> {
+        let [dst, addr] = self.operands()?;
         let name = addr
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
-            .unwrap_or_else(|| self.fail("expected [PARAM]"));
+            .ok_or_else(|| self.fail("expected [PARAM]"))?;
         let param = self
             .scope
             .params
             .iter()
             .position(|p| p.name == name)
-            .unwrap_or_else(|| self.fail(&format!("no parameter named {name}")));
+            .ok_or_else(|| self.fail(&format!("no parameter named {name}")))?;
         if self.scope.params[param].bits != bits {
-            self.fail("the load type differs from the parameter's type");
+            return Err(self.fail("the load type differs from the parameter's type"));
         }
-        Op::LdParam {
-            dst: self.reg(dst, Width::Exact(bits)),
+        Ok(Op::LdParam {
+            dst: self.reg(dst, Width::Exact(bits))?,
             param,
-        }
+        })
     }
 
-    fn mov(&self, bits: u32) -> Op {
-        let [dst, src] = self.operands();
-        Op::Mov {
-            dst: self.reg(dst, Width::Exact(bits)),
-            src: self.source(src, Width::Exact(bits)),
-        }
+    fn mov(&self, bits: u32) -> Parsed<Op> {
+        let [dst, src] = self.operands()?;
+        Ok(Op::Mov {
+            dst: self.reg(dst, Width::Exact(bits))?,
+            src: self.source(src, Width::Exact(bits))?,
+        })
     }
 
-    fn cvt(&self, to: u32, from: u32) -> Op {
-        let [dst, src] = self.operands();
-        Op::Cvt {
-            dst: self.reg(dst, Width::Exact(to)),
-            src: self.source(src, Width::Exact(from)),
+    fn cvt(&self, to: u32, from: u32) -> Parsed<Op> {
+        let [dst, src] = self.operands()?;
+        Ok(Op::Cvt {
+            dst: self.reg(dst, Width::Exact(to))?,
+            src: self.source(src, Width::Exact(from))?,
             bits: to,
-        }
+        })
     }
 
-    fn mul_wide(&self) -> Op {
-        let [dst, a, b] = self.operands();
-        Op::MulWide {
-            dst: self.reg(dst, Width::Exact(64)),
-            a: self.source(a, Width::Exact(32)),
-            b: self.source(b, Width::Exact(32)),
-        }
+    fn mul_wide(&self) -> Parsed<Op> {
+        let [dst, a, b] = self.operands()?;
+        Ok(Op::MulWide {
+            dst: self.reg(dst, Width::Exact(64))?,
+            a: self.source(a, Width::Exact(32))?,
+            b: self.source(b, Width::Exact(32))?,
+        })
     }
 
-    fn binary(&self, op: BinOp, ty: &str) -> Op {
-        let bits = self.bits(ty);
-        let [dst, a, b] = self.operands();
+    fn binary(&self, op: BinOp, ty: &str) -> Parsed<Op> {
+        let bits = self.bits(ty)?;
+        let [dst, a, b] = self.operands()?;
         let width = Width::Exact(bits);
-        Op::Binary {
+        Ok(Op::Binary {
             op,
             bits,
-            dst: self.reg(dst, width),
-            a: self.source(a, width),
-            b: self.source(b, width),
-        }
+            dst: self.reg(dst, width)?,
+            a: self.source(a, width)?,
+            b: self.source(b, width)?,
+        })
     }
 
     /// Like `binary`, but the shift amount is always a 32-bit value, whatever the type.
-    fn shift(&self, op: BinOp, ty: &str) -> Op {
-        let bits = self.bits(ty);
-        let [dst, a, amount] = self.operands();
+    fn shift(&self, op: BinOp, ty: &str) -> Parsed<Op> {
+        let bits = self.bits(ty)?;
+        let [dst, a, amount] = self.operands()?;
         let width = Width::Exact(bits);
-        Op::Binary {
+        Ok(Op::Binary {
             op,
             bits,
-            dst: self.reg(dst, width),
-            a: self.source(a, width),
-            b: self.source(amount, Width::Exact(32)),
-        }
+            dst: self.reg(dst, width)?,
+            a: self.source(a, width)?,
+            b: self.source(amount, Width::Exact(32))?,
+        })
     }
 
-    fn unary(&self, op: UnOp) -> Op {
-        let [dst, src] = self.operands();
-        Op::Unary {
+    fn unary(&self, op: UnOp) -> Parsed<Op> {
+        let [dst, src] = self.operands()?;
+        Ok(Op::Unary {
             op,
-            dst: self.reg(dst, Width::Exact(32)),
-            src: self.source(src, Width::Exact(32)),
-        }
+            dst: self.reg(dst, Width::Exact(32))?,
+            src: self.source(src, Width::Exact(32))?,
+        })
     }
 
-    fn selp(&self, bits: u32) -> Op {
-        let [dst, a, b, pred] = self.operands();
+    fn selp(&self, bits: u32) -> Parsed<Op> {
+        let [dst, a, b, pred] = self.operands()?;
         let width = Width::Exact(bits);
-        Op::Selp {
-            dst: self.reg(dst, width),
-            a: self.source(a, width),
-            b: self.source(b, width),
-            pred: self.pred(pred),
-        }
+        Ok(Op::Selp {
+            dst: self.reg(dst, width)?,
+            a: self.source(a, width)?,
+            b: self.source(b, width)?,
+            pred: self.pred(pred)?,
+        })
     }
 
-    fn setp(&self, cmp: &str, bits: u32) -> Op {
+    fn setp(&self, cmp: &str, bits: u32) -> Parsed<Op> {
         let cmp = match cmp {
             "lt" => Cmp::Lt,
             "ge" => Cmp::Ge,
             "ne" => Cmp::Ne,
             "eq" => Cmp::Eq,
-            _ => self.fail(&format!("unsupported comparison .{cmp}")),
+            _ => return Err(self.fail(&format!("unsupported comparison .{cmp}"))),
         };
-        let [dst, a, b] = self.operands();
+        let [dst, a, b] = self.operands()?;
         let width = Width::Exact(bits);
-        Op::Setp {
+        Ok(Op::Setp {
             cmp,
-            dst: self.pred(dst),
-            a: self.source(a, width),
-            b: self.source(b, width),
-        }
+            dst: self.pred(dst)?,
+            a: self.source(a, width)?,
+            b: self.source(b, width)?,
+        })
     }
 
-    fn bra(&self) -> Op {
-        let [label] = self.operands();
+    fn bra(&self) -> Parsed<Op> {
+        let [label] = self.operands()?;
         let target = *self
             .scope
             .labels
             .get(label)
-            .unwrap_or_else(|| self.fail(&format!("no label named {label}")));
-        Op::Bra { target }
+            .ok_or_else(|| self.fail(&format!("no label named {label}")))?;
+        Ok(Op::Bra { target })
     }
 
     /// Splits `ld`/`st` qualifiers into element size and vector length. The state space
     /// (`.global` or generic) and `.volatile` change nothing here: memory is one flat space and
     /// threads run one at a time, so every access already sees the latest value.
-    fn access(&self, qualifiers: &[&str]) -> (Width, usize) {
+    fn access(&self, qualifiers: &[&str]) -> Parsed<(Width, usize)> {
         let (ty, modifiers) = qualifiers
             .split_last()
-            .unwrap_or_else(|| self.fail("missing type"));
+            .ok_or_else(|| self.fail("missing type"))?;
         let mut count = 1;
         for modifier in modifiers {
             match *modifier {
                 "global" | "volatile" => {}
                 "v4" => count = 4,
-                _ => self.fail(&format!("unsupported qualifier .{modifier}")),
+                _ => return Err(self.fail(&format!("unsupported qualifier .{modifier}"))),
             }
         }
-        (Width::AtLeast(self.bits(ty)), count)
+        Ok((Width::AtLeast(self.bits(ty)?), count))
     }
 
     /// `%r` for one element, `{%a, %b, %c, %d}` for four.
-    fn elements(&self, text: &'a str, count: usize) -> Vec<&'a str> {
+    fn elements(&self, text: &'a str, count: usize) -> Parsed<Vec<&'a str>> {
         let elements: Vec<&str> = match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
             Some(list) => list.split(',').map(str::trim).collect(),
             None => vec![text],
         };
         if elements.len() != count {
-            self.fail(&format!(
+            return Err(self.fail(&format!(
                 "expected {count} elements, found {}",
                 elements.len()
-            ));
+            )));
         }
-        elements
+        Ok(elements)
     }
 
-    fn load(&self, qualifiers: &[&str]) -> Op {
-        let (width, count) = self.access(qualifiers);
-        let [dsts, addr] = self.operands();
-        Op::Load {
+    fn load(&self, qualifiers: &[&str]) -> Parsed<Op> {
+        let (width, count) = self.access(qualifiers)?;
+        let [dsts, addr] = self.operands()?;
+        Ok(Op::Load {
             elem_bytes: width.bits() as usize / 8,
             dsts: self
-                .elements(dsts, count)
+                .elements(dsts, count)?
                 .into_iter()
                 .map(|dst| self.reg(dst, width))
-                .collect(),
-            addr: self.address(addr),
-        }
+                .collect::<Parsed<_>>()?,
+            addr: self.address(addr)?,
+        })
     }
 
-    fn store(&self, qualifiers: &[&str]) -> Op {
-        let (width, count) = self.access(qualifiers);
-        let [addr, srcs] = self.operands();
-        Op::Store {
+    fn store(&self, qualifiers: &[&str]) -> Parsed<Op> {
+        let (width, count) = self.access(qualifiers)?;
+        let [addr, srcs] = self.operands()?;
+        Ok(Op::Store {
             elem_bytes: width.bits() as usize / 8,
             srcs: self
-                .elements(srcs, count)
+                .elements(srcs, count)?
                 .into_iter()
                 .map(|src| self.source(src, width))
-                .collect(),
-            addr: self.address(addr),
-        }
+                .collect::<Parsed<_>>()?,
+            addr: self.address(addr)?,
+        })
     }
 
-    fn atom(&self, op: &str) -> Op {
+    fn atom(&self, op: &str) -> Parsed<Op> {
         let op = match op {
             "add" => AtomOp::Add,
             "min" => AtomOp::Min,
-            _ => self.fail(&format!("unsupported atomic .{op}")),
+            _ => return Err(self.fail(&format!("unsupported atomic .{op}"))),
         };
-        let [dst, addr, src] = self.operands();
-        Op::Atom {
+        let [dst, addr, src] = self.operands()?;
+        Ok(Op::Atom {
             op,
-            dst: self.reg(dst, Width::Exact(64)),
-            addr: self.address(addr),
-            src: self.source(src, Width::Exact(64)),
-        }
+            dst: self.reg(dst, Width::Exact(64))?,
+            addr: self.address(addr)?,
+            src: self.source(src, Width::Exact(64))?,
+        })
     }
 }

@@ -78,13 +78,13 @@ impl Memory {
     }
 
     /// Kernel load: as the GPU requires, the access must also be aligned to its own size.
-    pub(super) fn load(&self, addr: u64, len: usize) -> Result<&[u8], String> {
+    pub(crate) fn load(&self, addr: u64, len: usize) -> Result<&[u8], String> {
         check_alignment(addr, len)?;
         self.bytes(addr, len)
     }
 
     /// Kernel store: as the GPU requires, the access must also be aligned to its own size.
-    pub(super) fn store(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+    pub(crate) fn store(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
         check_alignment(addr, data.len())?;
         self.bytes_mut(addr, data.len())?.copy_from_slice(data);
         Ok(())
@@ -134,5 +134,17 @@ fn check_alignment(addr: u64, len: usize) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("misaligned {len}-byte access at {addr:#x}"))
+    }
+}
+
+impl crate::doubles::Global for Memory {
+    fn load(&self, addr: u64, out: &mut [u8]) -> Result<(), String> {
+        out.copy_from_slice(self.bytes(addr, out.len())?);
+        Ok(())
+    }
+
+    fn store(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+        self.bytes_mut(addr, data.len())?.copy_from_slice(data);
+        Ok(())
     }
 }
