@@ -315,6 +315,11 @@ pub enum Iommu {
     Translated,
 }
 
+/// What the emulated NVIDIA libraries of p2ptop's tests (tests/emu) add to the device names and
+/// the driver version they report, so that a figure measured through them is never mistaken for
+/// one measured on hardware.
+pub const EMULATED_MARK: &str = "(p2ptop emulated)";
+
 /// A whole machine: what `p2ptop topo` prints and everything else looks up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Topology {

@@ -188,6 +188,20 @@ impl Machine {
                 g.fan_failed = true;
                 g.cooling_c_per_w /= FAILED_FAN_COOLING_SHARE;
             }
+            Fault::GpuLost { gpu } | Fault::OutsideCgroup { gpu } => {
+                self.gpu_mut(*gpu)?;
+            }
+            Fault::StickyError {
+                gpu,
+                after_launches,
+            } => {
+                self.gpu_mut(*gpu)?;
+                if *after_launches == 0 {
+                    return Err(format!(
+                        "sticky_error on GPU{gpu}: after_launches counts from 1"
+                    ));
+                }
+            }
             Fault::PowerCap { gpu, watts } => {
                 let g = self.gpu_mut(*gpu)?;
                 if *watts <= g.model.idle_power_w {

@@ -77,11 +77,21 @@ impl Machine {
             return (Route::NvLink, resources);
         }
         if !self.p2p(a, b).read.is_ok() {
-            let mut resources = self.pcie_chain(a, Dir::Up);
-            resources.extend(self.pcie_chain(b, Dir::Down));
-            return (Route::Staged, resources);
+            let staged = self.staged_path(a, b);
+            return (staged.route, staged.resources);
         }
         (Route::Pcie, self.pcie_peer(a, b))
+    }
+
+    /// Bytes from GPU `a` to GPU `b` staged through host memory, as the copy engines move them
+    /// when the two have no peer access: up `a`'s PCIe chain, down `b`'s.
+    pub fn staged_path(&self, a: u32, b: u32) -> Path {
+        let mut resources = self.pcie_chain(a, Dir::Up);
+        resources.extend(self.pcie_chain(b, Dir::Down));
+        Path {
+            route: Route::Staged,
+            resources,
+        }
     }
 
     /// From a GPU up to the root complex (Up), or down from it (Down), nearest hop to the GPU

@@ -23,19 +23,20 @@ const NOISE: f64 = 0.01;
 const FAR_END_LOAD: f64 = 0.3;
 
 /// Cumulative bytes through one GPU's links since the simulation started.
-#[derive(Clone, Debug, Default)]
-struct Counters {
-    pcie_tx: f64,
-    pcie_rx: f64,
-    nvlink_tx: Vec<f64>,
-    nvlink_rx: Vec<f64>,
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    pub pcie_tx: f64,
+    pub pcie_rx: f64,
+    /// Per NVLink, in the GPU's link order.
+    pub nvlink_tx: Vec<f64>,
+    pub nvlink_rx: Vec<f64>,
 }
 
 /// One transfer running at a rate.
-struct Flow<'a> {
-    transfer: Transfer,
-    path: &'a Path,
-    gbps: f64,
+pub struct Flow<'a> {
+    pub transfer: Transfer,
+    pub path: &'a Path,
+    pub gbps: f64,
 }
 
 pub struct Simulation {
@@ -85,8 +86,28 @@ impl Simulation {
         self.run_flows(&[], seconds);
     }
 
+    /// Every GPU's heat and clocks, in GPU order.
+    pub fn thermal(&self) -> &[Thermal] {
+        &self.thermal
+    }
+
+    /// Every GPU's cumulative link counters, in GPU order.
+    pub fn counters(&self) -> &[Counters] {
+        &self.counters
+    }
+
+    /// Continues from a state another simulation of the same machine reached (the emulated
+    /// drivers hand it from one process to the next).
+    pub fn resume(&mut self, now_s: f64, thermal: Vec<Thermal>, counters: Vec<Counters>) {
+        assert_eq!(thermal.len(), self.machine.gpus.len(), "one state per GPU");
+        assert_eq!(counters.len(), self.machine.gpus.len(), "one state per GPU");
+        self.now_s = now_s;
+        self.thermal = thermal;
+        self.counters = counters;
+    }
+
     /// What a transfer reaches alone right now, or why it cannot run.
-    fn alone_gbps(&self, t: &Transfer, path: &Path, engine: Engine) -> Result<f64, Failure> {
+    pub fn alone_gbps(&self, t: &Transfer, path: &Path, engine: Engine) -> Result<f64, Failure> {
         let direction = if Node::Gpu(t.executor) == t.dst {
             Direction::Pull
         } else {
@@ -123,7 +144,7 @@ impl Simulation {
     }
 
     /// Lets `seconds` pass with `flows` running: heat, power, clocks and link counters follow.
-    fn run_flows(&mut self, flows: &[Flow], seconds: f64) {
+    pub fn run_flows(&mut self, flows: &[Flow], seconds: f64) {
         let ambient = self.machine.host().ambient_c;
         let mut load = vec![0.0f64; self.machine.gpus.len()];
         for f in flows {
@@ -469,7 +490,7 @@ fn hung(executor: u32, what: &str, settings: &Settings) -> Failure {
 
 /// Nanoseconds per dependent access over a path (modelled, not calibrated against a
 /// published figure): local memory ~0.6 µs, NVLink ~1.5 µs, PCIe ~1.8 µs plus 0.15 µs per hop.
-fn latency_ns(path: &Path) -> f64 {
+pub fn latency_ns(path: &Path) -> f64 {
     match path.route {
         Route::DeviceLocal => 600.0,
         Route::NvLink => 1500.0,

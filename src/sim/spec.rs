@@ -61,6 +61,10 @@ pub struct HostSpec {
     /// Whether GPUs on different sockets may use peer access (many chipsets say no: CNS).
     #[serde(default = "yes")]
     pub cross_socket_p2p: bool,
+    /// The host is a virtual machine: NVML reports the far end of every NVSwitch link as an
+    /// unknown device, as it does in VMs and with older drivers.
+    #[serde(default)]
+    pub vm: bool,
 }
 
 fn yes() -> bool {
@@ -106,6 +110,28 @@ pub struct ModelSpec {
     /// Readings this model does not give through NVML (e.g. "pcie_counters", "power_limit").
     #[serde(default)]
     pub unsupported: Vec<String>,
+    /// The L2 cache, MiB (vendor specification); see [`ModelSpec::l2_cache_bytes`] when absent.
+    #[serde(default)]
+    pub l2_cache_mib: Option<f64>,
+}
+
+impl ModelSpec {
+    /// The L2 cache in bytes: the file's figure, or else that of the architecture's flagship
+    /// (Pascal 4 MiB, Volta 6, Turing 6, Ampere GA100 40 and GA10x 6, Ada 72, Hopper 50,
+    /// Blackwell 126), so a machine file need not know it.
+    pub fn l2_cache_bytes(&self) -> u64 {
+        let mib = self
+            .l2_cache_mib
+            .unwrap_or(match self.compute_capability.as_str() {
+                "8.0" => 40.0,
+                "8.6" | "8.7" | "7.0" | "7.2" | "7.5" => 6.0,
+                "8.9" => 72.0,
+                "9.0" => 50.0,
+                c if c.starts_with("10.") || c.starts_with("12.") => 126.0,
+                _ => 4.0,
+            });
+        (mib * 1024.0 * 1024.0) as u64
+    }
 }
 
 /// A PCIe root port (host bridge) on a socket.
@@ -186,6 +212,14 @@ pub enum Fault {
     FanFailed { gpu: u32 },
     /// The GPU's power limit is held at this many watts.
     PowerCap { gpu: u32, watts: f64 },
+    /// The GPU has fallen off the bus: NVML answers GPU_IS_LOST for it, CUDA does not list it.
+    GpuLost { gpu: u32 },
+    /// The GPU is outside this job's cgroup (a Slurm job given other GPUs): NVML counts it but
+    /// answers NO_PERMISSION, CUDA does not list it.
+    OutsideCgroup { gpu: u32 },
+    /// The GPU's context faults at its `after_launches`-th kernel launch, once
+    /// (CUDA_ERROR_ILLEGAL_ADDRESS, sticky: the process must start again).
+    StickyError { gpu: u32, after_launches: u32 },
 }
 
 /// Parses "4.0 x16" (or "4 x16", "gen4 x16") into generation and width.

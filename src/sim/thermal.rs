@@ -18,7 +18,7 @@ const IDLE_CLOCK_SHARE: f64 = 0.1;
 const STEP_S: f64 = 0.05;
 
 /// One GPU's thermal and power state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Thermal {
     pub temp_c: f64,
     /// Clocks allowed by the thermal controller, as a share of the maximum.
@@ -31,6 +31,28 @@ pub struct Thermal {
 }
 
 impl Thermal {
+    /// The whole state as plain numbers: temperature, thermal clock share, power clock share,
+    /// power and load. [`Thermal::from_parts`] gives it back.
+    pub fn parts(&self) -> [f64; 5] {
+        [
+            self.temp_c,
+            self.thermal_clock,
+            self.power_clock,
+            self.power_w,
+            self.load,
+        ]
+    }
+
+    pub fn from_parts([temp_c, thermal_clock, power_clock, power_w, load]: [f64; 5]) -> Thermal {
+        Thermal {
+            temp_c,
+            thermal_clock,
+            power_clock,
+            power_w,
+            load,
+        }
+    }
+
     /// A GPU that has idled long enough to settle.
     pub fn settled(gpu: &SimGpu, ambient_c: f64) -> Thermal {
         let power_w = gpu.model.idle_power_w;

@@ -16,6 +16,7 @@ mod exec;
 mod ir;
 mod memory;
 mod parse;
+pub mod registers;
 
 pub use exec::{Device, Fault, Param};
 pub use ir::{Kernel, ParamDecl};
