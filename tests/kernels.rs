@@ -1,7 +1,7 @@
 //! What the hand-written PTX kernels in ptx/ compute, checked on a CPU interpreter
 //! (tests/emu/ptx) so that a wrong index, a lost tail or a broken hash shows up without a GPU.
 
-use p2ptop::probe::chain::Chain;
+use p2ptop::probe::chain::{self, Chain};
 use p2ptop_ptx::doubles::pattern_word;
 use p2ptop_ptx::{Device, Fault, Module, Param};
 
@@ -431,27 +431,30 @@ fn pattern_verify_with_another_seed_reports_exactly_the_differing_bytes() {
 #[test]
 fn chase_ends_where_the_probes_chain_says_it_must() {
     let module = kernel_module("chase.ptx");
-    let (slots, stride) = (257u64, 64u64);
+    let region = chain::PAGE_BYTES;
+    let lines = 257;
     for steps in [0, 1, 2, 3, 100, 256, 257, 1000] {
         let mut device = Device::default();
-        let base = device.memory.alloc((slots * stride) as usize);
-        let chain = Chain::new(base, slots * stride, stride, 0x5EED + steps);
-        let bytes: Vec<u8> = chain.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let base = device.memory.alloc(region as usize);
+        let chain = Chain::new(base, region, lines, 0x5EED + steps);
+        let bytes: Vec<u8> = chain.words().iter().flat_map(|w| w.to_le_bytes()).collect();
         device.memory.write(base, &bytes);
         let out = device.memory.alloc(16);
-        let params = [Param::U64(chain.start), Param::U64(steps), Param::U64(out)];
+        device.memory.write_u64(out + 8, 0xC0FFEE);
+        let params = [Param::U64(chain.at(0)), Param::U64(steps), Param::U64(out)];
         device
             .launch(&module, "p2p_chase", 1, 1, &params)
             .expect("p2p_chase faulted");
 
         assert_eq!(
             device.memory.read_u64(out),
-            chain.end_after(steps),
+            chain.at(steps),
             "{steps} steps"
         );
-        assert!(
-            device.memory.read_u64(out + 8) > 0,
-            "{steps} steps took no time"
+        assert_eq!(
+            device.memory.read_u64(out + 8),
+            0xC0FFEE,
+            "the chase writes its one result word only"
         );
     }
 }

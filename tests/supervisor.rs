@@ -10,8 +10,16 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-const HELLO: &str =
-    r#"{"event":"hello","protocol":1,"cuda_driver_version":"12.4","devices":[],"peers":[]}"#;
+/// What the fake probes greet with: this protocol's hello with no GPUs.
+fn hello() -> String {
+    Event::Hello {
+        protocol: p2ptop::probe::protocol::PROTOCOL_VERSION,
+        cuda_driver_version: "12.4".into(),
+        devices: vec![],
+        peers: vec![],
+    }
+    .to_line()
+}
 
 /// A fake probe: greets, then for each command line runs `on_command` (bash, with the line in
 /// `$line` and its id in `$id`).
@@ -20,7 +28,8 @@ fn fake(name: &str, on_command: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     let script = format!(
-        "#!/bin/bash\necho '{HELLO}'\nwhile read -r line; do\n  id=$(echo \"$line\" | sed -E 's/.*\"id\":([0-9]+).*/\\1/')\n  {on_command}\ndone\n"
+        "#!/bin/bash\necho '{}'\nwhile read -r line; do\n  id=$(echo \"$line\" | sed -E 's/.*\"id\":([0-9]+).*/\\1/')\n  {on_command}\ndone\n",
+        hello()
     );
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -206,7 +215,10 @@ fn orphan_parent() {
     let probe = fake("orphan", "true");
     std::fs::write(
         &probe,
-        format!("#!/bin/bash\necho $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}\necho '{HELLO}'\nexec sleep 600\n"),
+        format!(
+            "#!/bin/bash\necho $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}\necho '{}'\nexec sleep 600\n",
+            hello()
+        ),
     )
     .unwrap();
     let (tx, _feed) = mpsc::channel();

@@ -77,6 +77,16 @@ pub struct Board {
     pub problems: Vec<String>,
     /// Commands the probe has finished, with whether they completed.
     pub done: BTreeMap<u64, bool>,
+    /// The latest stress run's total: all pairs' bytes over their joined span, GB/s.
+    pub stress_total: Option<StressTotal>,
+}
+
+/// What a whole stress sample moved, per op and engine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StressTotal {
+    pub op: Op,
+    pub engine: Engine,
+    pub gbps: f64,
 }
 
 impl Board {
@@ -90,6 +100,7 @@ impl Board {
             throttled_ever: Vec::new(),
             problems: Vec::new(),
             done: BTreeMap::new(),
+            stress_total: None,
         }
     }
 
@@ -180,7 +191,20 @@ impl Board {
             Event::BadCommand { message } => self
                 .problems
                 .push(format!("probe refused a command: {message}")),
-            Event::Hello { .. } => {}
+            Event::StressTotal {
+                op,
+                engine,
+                median_gbps,
+                ..
+            } => {
+                self.stress_total = Some(StressTotal {
+                    op: *op,
+                    engine: *engine,
+                    gbps: *median_gbps,
+                })
+            }
+            // Progress only keeps the supervisor's watchdog patient.
+            Event::Hello { .. } | Event::Progress { .. } => {}
         }
     }
 

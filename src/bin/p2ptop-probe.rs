@@ -53,9 +53,15 @@ EXIT CODES
 #[command(version, about = ABOUT, after_help = PROTOCOL_HELP)]
 struct Args {}
 
+/// Streams a GPU gives the probe their own hardware queue: as many as the probe makes lanes
+/// (`gpu::MAX_LANES`). The driver's default of 8 would have a stress run's 9th stream wait
+/// behind the 1st.
+const HARDWARE_QUEUES: u32 = 32;
+
 fn main() -> ExitCode {
     Args::parse();
     die_with_parent();
+    ask_for_hardware_queues();
     let (mut probe, hello) = match Probe::start() {
         Ok(started) => started,
         Err(err) => {
@@ -76,8 +82,21 @@ fn main() -> ExitCode {
             eprintln!(
                 "p2ptop-probe: stopped: the GPU state is no longer usable (see the fatal event)"
             );
-            exit::code(exit::INTERNAL)
+            // Exit now, without freeing anything: freeing synchronizes with the GPU, and after
+            // a hang the work it would wait for never ends. The process's end releases it all.
+            std::process::exit(exit::INTERNAL.into())
         }
+    }
+}
+
+/// Sets `CUDA_DEVICE_MAX_CONNECTIONS` before the driver starts (it reads it once, at `cuInit`),
+/// unless the user asked for at least as many.
+fn ask_for_hardware_queues() {
+    const VAR: &str = "CUDA_DEVICE_MAX_CONNECTIONS";
+    let asked = std::env::var(VAR).ok().and_then(|v| v.parse::<u32>().ok());
+    if asked.is_none_or(|n| n < HARDWARE_QUEUES) {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var(VAR, HARDWARE_QUEUES.to_string()) };
     }
 }
 

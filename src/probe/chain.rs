@@ -1,53 +1,97 @@
 //! The address chain the latency kernel (`ptx/chase.ptx`) follows.
 //!
-//! Slots `stride` bytes apart each hold the absolute address of the next slot, in a random order
-//! that forms one cycle through every slot, so each load depends on the previous one and neither
-//! caches nor prefetchers can guess the next address.
+//! The figure it gives is **memory latency**: the time of one dependent load that misses every
+//! cache. So each load goes to a line (128 B, the L2's line) no load of the walk touched before,
+//! and the lines are spread over a region at least twice the L2 cache, so no earlier walk leaves
+//! them cached either. Loads stay within one page (2 MiB, the GPU's large page) for many steps
+//! before moving to the next, so the walk measures memory, not page-table walks. Within a page
+//! the lines come in random order, and each slot holds the absolute address of the next, so each
+//! load depends on the one before and no prefetcher can guess the next address.
 
-/// A chain laid out for memory that starts at `base`.
+/// Bytes of one cache line: one slot of the chain per line.
+pub const LINE_BYTES: u64 = 128;
+/// Bytes of one page: the walk stays in a page for many loads.
+pub const PAGE_BYTES: u64 = 2 << 20;
+
+/// A walk laid out for memory that starts at `base`.
 pub struct Chain {
-    /// The region's contents as 64-bit words, ready to copy to `base`.
-    pub words: Vec<u64>,
-    /// Address of the first slot: where the chase starts.
-    pub start: u64,
-    stride: u64,
-    /// Slot indices in the order the chase visits them, starting with slot 0.
+    base: u64,
+    region_bytes: u64,
+    /// Byte offsets of the walk's slots in visit order; the last points back to the first.
     order: Vec<u64>,
 }
 
 impl Chain {
-    /// A chain over `region_bytes` at `base`, one slot every `stride` bytes (a multiple of 8).
-    pub fn new(base: u64, region_bytes: u64, stride: u64, seed: u64) -> Chain {
+    /// The region a walk of `lines` loads needs on a GPU with `l2_bytes` of L2: at least twice
+    /// the L2, and room enough that the lines stay sparse, in whole pages.
+    pub fn region_bytes(lines: u64, l2_bytes: u64) -> u64 {
+        (2 * l2_bytes)
+            .max(4 * lines * LINE_BYTES)
+            .max(PAGE_BYTES)
+            .next_multiple_of(PAGE_BYTES)
+    }
+
+    /// A walk of `lines` distinct lines over `region_bytes` (whole pages) at `base`.
+    pub fn new(base: u64, region_bytes: u64, lines: u64, seed: u64) -> Chain {
         assert!(
-            stride >= 8 && stride.is_multiple_of(8),
-            "stride must be a multiple of 8"
+            region_bytes.is_multiple_of(PAGE_BYTES) && region_bytes > 0,
+            "the region is whole pages"
         );
-        let slots = (region_bytes / stride).max(1);
-        let mut order: Vec<u64> = (0..slots).collect();
+        let pages = region_bytes / PAGE_BYTES;
+        let lines_per_page = PAGE_BYTES / LINE_BYTES;
+        assert!(
+            lines.max(1) <= pages * lines_per_page,
+            "{lines} lines do not fit in {region_bytes} bytes"
+        );
         let mut rng = SplitMix64(seed);
-        // Fisher–Yates over every slot but the first, so the walk starts at `base`.
-        for i in (2..slots as usize).rev() {
-            let j = 1 + (rng.next() % i as u64) as usize;
-            order.swap(i, j);
-        }
-        let words_per_slot = (stride / 8) as usize;
-        let mut words = vec![0u64; slots as usize * words_per_slot];
-        for (i, &slot) in order.iter().enumerate() {
-            let next = order[(i + 1) % order.len()];
-            words[slot as usize * words_per_slot] = base + next * stride;
+        let mut page_order: Vec<u64> = (0..pages).collect();
+        shuffle(&mut page_order, &mut rng);
+        let per_page = lines.max(1).div_ceil(pages);
+        let mut order = Vec::with_capacity(lines as usize);
+        let mut line_order: Vec<u64> = (0..lines_per_page).collect();
+        for page in page_order {
+            let left = lines.max(1) - order.len() as u64;
+            if left == 0 {
+                break;
+            }
+            shuffle(&mut line_order, &mut rng);
+            for &line in line_order.iter().take(per_page.min(left) as usize) {
+                order.push(page * PAGE_BYTES + line * LINE_BYTES);
+            }
         }
         Chain {
-            words,
-            start: base,
-            stride,
+            base,
+            region_bytes,
             order,
         }
     }
 
-    /// The address a chase from `start` reaches after `steps` loads.
-    pub fn end_after(&self, steps: u64) -> u64 {
-        let slot = self.order[(steps % self.order.len() as u64) as usize];
-        self.start + slot * self.stride
+    /// Loads in one lap of the walk.
+    pub fn lines(&self) -> u64 {
+        self.order.len() as u64
+    }
+
+    /// The region's contents as 64-bit words, ready to copy to `base`: each slot holds the
+    /// address of the next, everything else zero.
+    pub fn words(&self) -> Vec<u64> {
+        let mut words = vec![0u64; (self.region_bytes / 8) as usize];
+        for (i, &slot) in self.order.iter().enumerate() {
+            let next = self.order[(i + 1) % self.order.len()];
+            words[(slot / 8) as usize] = self.base + next;
+        }
+        words
+    }
+
+    /// The address the walk is at after `steps` loads from its start.
+    pub fn at(&self, steps: u64) -> u64 {
+        self.base + self.order[(steps % self.order.len() as u64) as usize]
+    }
+}
+
+fn shuffle(items: &mut [u64], rng: &mut SplitMix64) {
+    for i in (1..items.len()).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
     }
 }
 
@@ -67,55 +111,82 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     const BASE: u64 = 0x7000_0000;
 
-    fn follow(chain: &Chain, steps: u64) -> u64 {
-        let mut at = chain.start;
+    fn follow(chain: &Chain, words: &[u64], steps: u64) -> Vec<u64> {
+        let mut at = chain.at(0);
+        let mut seen = vec![at];
         for _ in 0..steps {
-            at = chain.words[((at - BASE) / 8) as usize];
+            at = words[((at - BASE) / 8) as usize];
+            seen.push(at);
         }
-        at
+        seen
     }
 
     #[test]
-    fn the_chain_is_one_cycle_through_every_slot() {
-        let chain = Chain::new(BASE, 64 * 256, 256, 1);
-        let mut seen = std::collections::HashSet::new();
-        let mut at = chain.start;
-        for _ in 0..64 {
-            assert!(seen.insert(at), "slot {at:#x} visited twice");
-            at = chain.words[((at - BASE) / 8) as usize];
-        }
-        assert_eq!(at, chain.start, "64 steps return to the start");
-        assert_eq!(seen.len(), 64);
+    fn the_region_is_at_least_twice_the_l2_in_whole_pages() {
+        let h100_l2 = 50 << 20;
+        assert_eq!(Chain::region_bytes(100_000, h100_l2), 100 << 20);
+        assert!(Chain::region_bytes(10_000_000, h100_l2) >= 4 * 10_000_000 * LINE_BYTES);
+        assert_eq!(Chain::region_bytes(10, 0), PAGE_BYTES);
     }
 
     #[test]
-    fn end_after_matches_walking_the_chain() {
-        let chain = Chain::new(BASE, 1000 * 64, 64, 42);
-        for steps in [0, 1, 2, 999, 1000, 1001, 12_345] {
-            assert_eq!(
-                chain.end_after(steps),
-                follow(&chain, steps),
-                "steps {steps}"
-            );
+    fn every_line_is_loaded_once_per_lap_and_the_lap_closes() {
+        let lines = 5_000;
+        let chain = Chain::new(BASE, Chain::region_bytes(lines, 8 << 20), lines, 1);
+        let words = chain.words();
+        let walk = follow(&chain, &words, lines);
+        let distinct: HashSet<u64> = walk[..lines as usize].iter().copied().collect();
+        assert_eq!(
+            distinct.len() as u64,
+            lines,
+            "a line loaded twice in one lap"
+        );
+        assert_eq!(
+            walk[lines as usize],
+            chain.at(0),
+            "the lap returns to the start"
+        );
+        for (steps, address) in walk.iter().enumerate() {
+            assert_eq!(*address, chain.at(steps as u64));
+            assert_eq!((address - BASE) % LINE_BYTES, 0, "slots are line-aligned");
         }
     }
 
     #[test]
-    fn the_order_is_scrambled_and_seeded() {
-        let a = Chain::new(BASE, 4096 * 8, 8, 1);
-        let b = Chain::new(BASE, 4096 * 8, 8, 1);
-        let c = Chain::new(BASE, 4096 * 8, 8, 2);
-        assert_eq!(a.words, b.words);
-        assert_ne!(a.words, c.words);
-        let sequential = (0..100)
-            .filter(|&i| a.order[i + 1] == a.order[i] + 1)
+    fn the_walk_spreads_over_every_page_and_stays_in_each_for_many_loads() {
+        let lines = 6_400;
+        let region = Chain::region_bytes(lines, 50 << 20);
+        let chain = Chain::new(BASE, region, lines, 7);
+        let pages: Vec<u64> = (0..lines)
+            .map(|s| (chain.at(s) - BASE) / PAGE_BYTES)
+            .collect();
+        let visited: HashSet<u64> = pages.iter().copied().collect();
+        assert_eq!(
+            visited.len() as u64,
+            region / PAGE_BYTES,
+            "every page is used"
+        );
+        let page_changes = pages.windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(page_changes + 1, visited.len(), "each page is entered once");
+        let neighbours = (0..lines - 1)
+            .filter(|&s| chain.at(s + 1) == chain.at(s) + LINE_BYTES)
             .count();
         assert!(
-            sequential < 5,
-            "{sequential} of 100 steps go to the next slot"
+            neighbours < 100,
+            "{neighbours} of {lines} loads go to the next line"
         );
+    }
+
+    #[test]
+    fn the_layout_is_seeded() {
+        let a = Chain::new(BASE, 4 * PAGE_BYTES, 1000, 1);
+        let b = Chain::new(BASE, 4 * PAGE_BYTES, 1000, 1);
+        let c = Chain::new(BASE, 4 * PAGE_BYTES, 1000, 2);
+        assert_eq!(a.order, b.order);
+        assert_ne!(a.order, c.order);
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One end of a transfer: a GPU (by CUDA ordinal) or the host's pinned memory.
 ///
@@ -132,6 +132,8 @@ impl Default for Settings {
 
 /// The largest buffer accepted: far beyond any GPU today, small enough that sizes never overflow.
 const MAX_BUFFER_MIB: u64 = 1 << 20;
+/// The longest pointer chase accepted: at a generous 20 µs per access, under four minutes.
+pub const MAX_LATENCY_STEPS: u64 = 10_000_000;
 
 impl Settings {
     /// Refuses settings that cannot work, before anything is allocated or launched.
@@ -152,8 +154,8 @@ impl Settings {
             "sample_timeout_ms must be at least 4 × min_sample_ms, or healthy samples would be \
              declared hung"
                 .into()
-        } else if self.latency_steps == 0 {
-            "latency_steps must be at least 1".into()
+        } else if !(1..=MAX_LATENCY_STEPS).contains(&self.latency_steps) {
+            format!("latency_steps must be from 1 to {MAX_LATENCY_STEPS}")
         } else {
             return Ok(());
         };
@@ -201,6 +203,8 @@ pub struct DeviceInfo {
     pub compute_capability: String,
     pub sm_count: u32,
     pub memory_mib: u64,
+    /// `CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE`: a buffer that fits in it measures the cache.
+    pub l2_cache_bytes: u64,
 }
 
 /// What CUDA says about peer access from `src` to `dst`.
@@ -369,6 +373,26 @@ pub enum Event {
         /// The CUDA error code, when a driver call failed.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         cuda_error: Option<i32>,
+    },
+    /// Stress: all pairs' bytes over the span from their common start to the last one's end,
+    /// per sample (other streams' end events joined into one), and its summary over the
+    /// samples. Unlike the per-pair results, it counts contention at its true length.
+    StressTotal {
+        id: u64,
+        op: Op,
+        engine: Engine,
+        samples: u32,
+        median_gbps: f64,
+        min_gbps: f64,
+        max_gbps: f64,
+        cv: f64,
+    },
+    /// The probe starts a step that may take up to `deadline_ms` before its next event (a
+    /// sample, a warm-up, allocating buffers): whoever watches it should wait that long.
+    Progress {
+        id: u64,
+        step: String,
+        deadline_ms: u64,
     },
     /// A command finished; `complete` is false when it was stopped early.
     Done { id: u64, complete: bool },
@@ -578,6 +602,7 @@ mod tests {
                     compute_capability: "9.0".into(),
                     sm_count: 132,
                     memory_mib: 81_559,
+                    l2_cache_bytes: 50 << 20,
                 }],
                 peers: vec![PeerInfo {
                     src: 0,
@@ -636,6 +661,21 @@ mod tests {
                 kind: FailureKind::Unsupported,
                 message: "no peer access".into(),
                 cuda_error: Some(217),
+            },
+            Event::StressTotal {
+                id: 1,
+                op: Op::Write,
+                engine: Engine::Sm,
+                samples: 5,
+                median_gbps: 2900.0,
+                min_gbps: 2890.0,
+                max_gbps: 2910.0,
+                cv: 0.003,
+            },
+            Event::Progress {
+                id: 1,
+                step: "sample 2 of 5".into(),
+                deadline_ms: 1500,
             },
             Event::Done {
                 id: 1,

@@ -336,6 +336,11 @@ struct Loop {
     queue: VecDeque<Part>,
     running: Option<Part>,
     last_activity: Instant,
+    /// How long the probe said its current step may take (a `progress` event), if it did.
+    step_deadline: Option<Duration>,
+    /// Whether the current probe has greeted: a restarted one opens every GPU first, and no
+    /// command goes to it, and no command deadline runs, before it says hello.
+    greeted: bool,
     /// Whether every part of the client's current command completed.
     complete: bool,
     /// Pairs left out after they hung or crashed the probe.
@@ -362,6 +367,8 @@ impl Loop {
             queue: VecDeque::new(),
             running: None,
             last_activity: Instant::now(),
+            step_deadline: None,
+            greeted: true,
             complete: true,
             excluded: Vec::new(),
             backoff: FIRST_BACKOFF,
@@ -487,7 +494,7 @@ impl Loop {
 
     /// Sends the next part when the probe is idle.
     fn dispatch(&mut self) {
-        while self.running.is_none() && self.probe.is_some() {
+        while self.running.is_none() && self.probe.is_some() && self.greeted {
             let Some(part) = self.queue.pop_front() else {
                 return;
             };
@@ -501,6 +508,7 @@ impl Loop {
             let sent = self.probe.as_mut().is_some_and(|p| p.send(&part.command));
             self.running = Some(part);
             self.last_activity = Instant::now();
+            self.step_deadline = None;
             if !sent {
                 return; // the probe is gone; its end of output comes next
             }
@@ -546,7 +554,15 @@ impl Loop {
             }
         };
         match &event {
-            Event::Hello { .. } => return, // a restarted probe greets again
+            Event::Hello { .. } => {
+                // A restarted probe greets again; commands may go to it now.
+                self.greeted = true;
+                return;
+            }
+            Event::Progress { deadline_ms, .. } => {
+                self.step_deadline = Some(Duration::from_millis(*deadline_ms));
+                return;
+            }
             Event::Done { complete, .. } => {
                 if let Some(part) = self.running.take() {
                     self.finish_part(part.id, part.last, *complete);
@@ -588,11 +604,28 @@ impl Loop {
         self.emit(event);
     }
 
-    /// Kills a probe that has said nothing for longer than its own deadline allows.
+    /// Kills a probe that has said nothing for longer than its own deadline allows: the step it
+    /// announced, or else its sample deadline; a restarted probe gets as long to greet as the
+    /// first one did.
     fn watchdog(&mut self) {
+        if !self.greeted && self.probe.is_some() {
+            if self.last_activity.elapsed() > launch::HELLO_TIMEOUT {
+                if let Some(mut p) = self.probe.take() {
+                    p.kill();
+                }
+                self.trouble(format!(
+                    "the restarted probe did not greet within {} s",
+                    launch::HELLO_TIMEOUT.as_secs()
+                ));
+                self.restart();
+            }
+            return;
+        }
         let Some(part) = &self.running else { return };
-        let limit = Duration::from_millis(part.sample_timeout_ms) + GRACE;
-        if self.last_activity.elapsed() < limit {
+        let deadline = self
+            .step_deadline
+            .unwrap_or(Duration::from_millis(part.sample_timeout_ms));
+        if self.last_activity.elapsed() < deadline + GRACE {
             return;
         }
         let silent = self.last_activity.elapsed().as_secs();
@@ -668,6 +701,8 @@ impl Loop {
             match self.launcher.launch(sink) {
                 Ok(p) => {
                     self.probe = Some(p);
+                    self.greeted = false;
+                    self.last_activity = Instant::now();
                     return;
                 }
                 Err(e) => self.trouble(format!("the probe could not restart: {e}")),

@@ -367,6 +367,7 @@ impl Machine {
                 compute_capability: g.model.compute_capability.clone(),
                 sm_count: g.model.sm_count,
                 memory_mib: g.model.memory_gib * 1024,
+                l2_cache_bytes: g.model.l2_cache_bytes(),
             })
             .collect();
         let mut peers = Vec::new();

@@ -285,6 +285,7 @@ impl Simulation {
         let warmup_s = one_pass_ms / 1e3 * f64::from(settings.warmup.max(1));
         self.run_at(&transfers, &paths, &rates, warmup_s);
         let mut per_transfer = vec![Vec::new(); transfers.len()];
+        let mut joined = Vec::new();
         let mut verification = vec![Verification::default(); groups.len()];
         let moved = buffer * u64::from(repeats);
         for index in 0..settings.samples {
@@ -302,6 +303,7 @@ impl Simulation {
                 })
                 .collect();
             let longest = samples.iter().map(|d| d.seconds).fold(0.0, f64::max);
+            joined.push((moved * samples.len() as u64) as f64 / longest / 1e9);
             self.run_at(&transfers, &paths, &rates, longest);
             for (values, d) in per_transfer.iter_mut().zip(&samples) {
                 values.push(d.gbps);
@@ -340,6 +342,20 @@ impl Simulation {
                 total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
                 directions,
                 verification,
+            });
+        }
+        if groups.len() > 1
+            && let Some(s) = crate::probe::stats::summarize(&joined)
+        {
+            control.emit(Event::StressTotal {
+                id,
+                op,
+                engine,
+                samples: settings.samples,
+                median_gbps: s.median,
+                min_gbps: s.min,
+                max_gbps: s.max,
+                cv: s.cv,
             });
         }
         Ok(Finish::Complete)

@@ -12,7 +12,7 @@
 
 use cust::sys::{
     CUcontext, CUdevice, CUdevice_P2PAttribute, CUdevice_attribute, CUdeviceptr, CUevent,
-    CUfunction, CUjit_option, CUmodule, CUstream,
+    CUfunction, CUfunction_attribute, CUjit_option, CUmodule, CUstream,
 };
 use p2ptop::probe::driver_error::{DriverError, NOT_READY};
 use std::ffi::{CStr, c_char, c_int, c_uchar, c_uint, c_void};
@@ -29,11 +29,8 @@ unsafe extern "C" {
     fn cuDeviceGetName(name: *mut c_char, len: c_int, device: CUdevice) -> i32;
     fn cuDeviceGetPCIBusId(bus_id: *mut c_char, len: c_int, device: CUdevice) -> i32;
     fn cuDeviceTotalMem_v2(bytes: *mut usize, device: CUdevice) -> i32;
-    fn cuDeviceGetAttribute(
-        value: *mut c_int,
-        attribute: CUdevice_attribute,
-        device: CUdevice,
-    ) -> i32;
+    // The attribute as a plain number: cust's enum stops at CUDA 11.4's attributes.
+    fn cuDeviceGetAttribute(value: *mut c_int, attribute: c_int, device: CUdevice) -> i32;
     fn cuDeviceCanAccessPeer(can: *mut c_int, device: CUdevice, peer: CUdevice) -> i32;
     fn cuDeviceGetP2PAttribute(
         value: *mut c_int,
@@ -54,6 +51,17 @@ unsafe extern "C" {
     ) -> i32;
     fn cuModuleGetFunction(function: *mut CUfunction, module: CUmodule, name: *const c_char)
     -> i32;
+    fn cuFuncGetAttribute(
+        value: *mut c_int,
+        attribute: CUfunction_attribute,
+        function: CUfunction,
+    ) -> i32;
+    fn cuOccupancyMaxActiveBlocksPerMultiprocessor(
+        blocks: *mut c_int,
+        function: CUfunction,
+        block_size: c_int,
+        dynamic_shared_bytes: usize,
+    ) -> i32;
     fn cuLaunchKernel(
         function: CUfunction,
         grid_x: c_uint,
@@ -70,6 +78,7 @@ unsafe extern "C" {
     fn cuStreamCreate(stream: *mut CUstream, flags: c_uint) -> i32;
     fn cuEventCreate(event: *mut CUevent, flags: c_uint) -> i32;
     fn cuEventRecord(event: CUevent, stream: CUstream) -> i32;
+    fn cuStreamWaitEvent(stream: CUstream, event: CUevent, flags: c_uint) -> i32;
     fn cuEventQuery(event: CUevent) -> i32;
     fn cuEventElapsedTime(ms: *mut f32, start: CUevent, end: CUevent) -> i32;
     fn cuMemAlloc_v2(ptr: *mut CUdeviceptr, bytes: usize) -> i32;
@@ -164,7 +173,22 @@ pub fn total_memory(device: CUdevice) -> Result<usize> {
 }
 
 pub fn attribute(device: CUdevice, attribute: CUdevice_attribute) -> Result<i32> {
-    // SAFETY: `out` hands the call a valid out-pointer; `attribute` is a value of the driver's enum.
+    attribute_number(device, attribute as c_int)
+}
+
+/// `CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID` (CUDA 12.2 on): the host NUMA node nearest the GPU.
+const HOST_NUMA_ID: c_int = 134;
+
+/// The host NUMA node nearest `device`, when the driver knows it (older drivers do not).
+pub fn host_numa_node(device: CUdevice) -> Option<u32> {
+    attribute_number(device, HOST_NUMA_ID)
+        .ok()
+        .and_then(|node| u32::try_from(node).ok())
+}
+
+fn attribute_number(device: CUdevice, attribute: c_int) -> Result<i32> {
+    // SAFETY: `out` hands the call a valid out-pointer; an attribute the driver does not know
+    // is an error, not undefined behaviour.
     out("cuDeviceGetAttribute", 0, |value| unsafe {
         cuDeviceGetAttribute(value, attribute, device)
     })
@@ -257,6 +281,26 @@ pub fn function(module: CUmodule, name: &CStr) -> Result<CUfunction> {
     })
 }
 
+pub fn function_attribute(function: CUfunction, attribute: CUfunction_attribute) -> Result<i32> {
+    // SAFETY: `out` hands the call a valid out-pointer; `function` came from `function`.
+    out("cuFuncGetAttribute", 0, |value| unsafe {
+        cuFuncGetAttribute(value, attribute, function)
+    })
+}
+
+/// How many blocks of `block_size` threads of `function` one SM holds at once.
+pub fn blocks_per_sm(function: CUfunction, block_size: u32) -> Result<u32> {
+    // SAFETY: `out` hands the call a valid out-pointer; `function` came from `function`.
+    out(
+        "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+        0,
+        |blocks| unsafe {
+            cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, function, block_size as c_int, 0)
+        },
+    )
+    .map(|blocks| blocks.max(0) as u32)
+}
+
 /// Queues a 1-D launch.
 ///
 /// # Safety
@@ -307,6 +351,14 @@ pub fn event() -> Result<CUevent> {
 pub fn record(event: CUevent, stream: CUstream) -> Result<()> {
     // SAFETY: both handles came from this module, in the current context.
     check("cuEventRecord", unsafe { cuEventRecord(event, stream) })
+}
+
+/// Makes later work on `stream` wait until `event` (possibly of another GPU) has happened.
+pub fn wait_for(stream: CUstream, event: CUevent) -> Result<()> {
+    // SAFETY: both handles came from this module.
+    check("cuStreamWaitEvent", unsafe {
+        cuStreamWaitEvent(stream, event, 0)
+    })
 }
 
 /// Whether all work before `event` is done; errors of that work surface here.

@@ -18,8 +18,13 @@ pub struct Lane {
 /// directions of bidir. Stress adds more, one per flow the GPU runs.
 const FIRST_LANES: usize = 2;
 
+/// The most lanes (streams) a GPU gets: the hardware work queues the probe asks the driver for
+/// (`CUDA_DEVICE_MAX_CONNECTIONS`, see `p2ptop-probe`), so that no two lanes share a queue and
+/// wait for each other's work.
+pub const MAX_LANES: usize = 32;
+
 /// Bytes of the scratch block: verify result {mismatched bytes, first bad offset} at 0, chase
-/// result {final address, elapsed ns} at 16.
+/// result {final address} at 16.
 const SCRATCH_BYTES: usize = 32;
 pub const VERIFY_RESULT_OFFSET: u64 = 0;
 pub const CHASE_RESULT_OFFSET: u64 = 16;
@@ -31,6 +36,7 @@ pub struct Gpu {
     pub kernels: Kernels,
     pub lanes: Vec<Lane>,
     pub sm_count: u32,
+    pub l2_bytes: u64,
     /// Device memory for results the kernels write (see `SCRATCH_BYTES`).
     pub scratch: CUdeviceptr,
 }
@@ -60,6 +66,10 @@ impl Gpu {
             device,
             CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
         )? as u32;
+        let l2_bytes = driver::attribute(
+            device,
+            CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
+        )? as u64;
         let scratch = driver::alloc(SCRATCH_BYTES)?;
         Ok(Gpu {
             ordinal,
@@ -68,12 +78,15 @@ impl Gpu {
             kernels,
             lanes,
             sm_count,
+            l2_bytes,
             scratch,
         })
     }
 
-    /// Makes sure the GPU has at least `count` lanes, so that many flows can run on it at once.
+    /// Makes sure the GPU has at least `count` lanes (at most [`MAX_LANES`]), so that many flows
+    /// can run on it at once.
     pub fn ensure_lanes(&mut self, count: usize) -> Result<()> {
+        assert!(count <= MAX_LANES, "callers check the lane limit first");
         if self.lanes.len() < count {
             self.make_current()?;
             while self.lanes.len() < count {
@@ -91,6 +104,19 @@ impl Gpu {
     pub fn shape(&self, block_size: u32, blocks_per_sm: u32) -> Shape {
         Shape {
             blocks: self.sm_count * blocks_per_sm,
+            threads: block_size,
+        }
+    }
+
+    /// The shape of flow `index` of `flows` copies that run on this GPU at once: the full grid
+    /// split between them, so that all their blocks are resident together (two full grids could
+    /// not be: the second would wait for the first to end while its start was already stamped).
+    pub fn share(&self, block_size: u32, blocks_per_sm: u32, flows: usize, index: usize) -> Shape {
+        let total = self.sm_count * blocks_per_sm;
+        let flows = flows.max(1) as u32;
+        let extra = u32::from((index as u32) < total % flows);
+        Shape {
+            blocks: (total / flows + extra).max(1),
             threads: block_size,
         }
     }
@@ -119,5 +145,6 @@ pub fn describe(ordinal: u32, device: CUdevice) -> Result<DeviceInfo> {
         compute_capability: format!("{major}.{minor}"),
         sm_count: driver::attribute(device, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32,
         memory_mib: driver::total_memory(device)? as u64 >> 20,
+        l2_cache_bytes: driver::attribute(device, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)? as u64,
     })
 }

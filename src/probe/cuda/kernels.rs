@@ -107,7 +107,7 @@ impl Kernels {
     }
 
     /// # Safety
-    /// `start` begins a chain of valid addresses (see `chain.rs`); `out` holds two u64.
+    /// `start` begins a chain of valid addresses (see `chain.rs`); `out` holds a u64.
     pub unsafe fn chase(
         &self,
         stream: CUstream,
@@ -168,6 +168,39 @@ impl Kernels {
 pub struct Shape {
     pub blocks: u32,
     pub threads: u32,
+}
+
+impl Kernels {
+    /// Why blocks of `block_size` threads, `blocks_per_sm` to an SM, cannot run as the copy
+    /// and pattern kernels need them (one block of every flow's grid resident at once), if they
+    /// cannot; the driver's own figures for the kernels' registers decide.
+    pub fn shape_problem(&self, block_size: u32, blocks_per_sm: u32) -> Result<Option<String>> {
+        for (function, name, together) in [
+            (self.copy, "p2p_copy", true),
+            (self.pattern, "p2p_pattern", false),
+        ] {
+            use cust::sys::CUfunction_attribute::*;
+            let registers = driver::function_attribute(function, CU_FUNC_ATTRIBUTE_NUM_REGS)?;
+            let most =
+                driver::function_attribute(function, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK)?;
+            if block_size > most.max(0) as u32 {
+                return Ok(Some(format!(
+                    "block_size {block_size}: {name} uses {registers} registers per thread, so it \
+                     launches with at most {most} threads per block on this GPU"
+                )));
+            }
+            // The pattern kernel runs alone; only the copies of one sample must fit together.
+            let fits = driver::blocks_per_sm(function, block_size)?;
+            if together && blocks_per_sm > fits {
+                return Ok(Some(format!(
+                    "blocks_per_sm {blocks_per_sm}: an SM of this GPU holds only {fits} blocks \
+                     of {block_size} threads of {name} ({registers} registers per thread); use \
+                     blocks_per_sm {fits} or fewer, so that every copy of a sample runs at once"
+                )));
+            }
+        }
+        Ok(None)
+    }
 }
 
 fn load_one(ptx: &CStr, name: &'static CStr) -> std::result::Result<CUfunction, LoadError> {

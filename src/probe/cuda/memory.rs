@@ -27,8 +27,13 @@ impl Buffer {
         })
     }
 
-    pub fn on_host(bytes: u64) -> Result<Buffer> {
-        let host = driver::alloc_host_mapped(bytes as usize)?;
+    /// Pinned host memory, placed on NUMA node `near` when given (the node nearest the GPU
+    /// that will use it), as far as the kernel lets the probe choose.
+    pub fn on_host(bytes: u64, near: Option<u32>) -> Result<Buffer> {
+        let host = match near {
+            Some(node) => numa::preferring(node, || driver::alloc_host_mapped(bytes as usize))?,
+            None => driver::alloc_host_mapped(bytes as usize)?,
+        };
         let ptr = match driver::device_pointer_of_host(host) {
             Ok(ptr) => ptr,
             Err(err) => {
@@ -95,5 +100,44 @@ impl Drop for Buffer {
                 let _ = unsafe { driver::free_host(host) };
             }
         }
+    }
+}
+
+/// Where the kernel places new pages: `cuMemHostAlloc` pins (and so touches) every page of its
+/// allocation at once, so the calling thread's memory policy at that moment decides its node.
+mod numa {
+    const MPOL_DEFAULT: libc::c_long = 0;
+    const MPOL_PREFERRED: libc::c_long = 1;
+    /// Bits in the node mask handed to the kernel (64 nodes).
+    const MAX_NODE: libc::c_ulong = 64;
+
+    /// Runs `allocate` with new pages preferred on `node`, then restores the default policy.
+    /// A node the kernel refuses (none of that number here, or no NUMA support) leaves the
+    /// default policy: the allocation still succeeds, just wherever the kernel puts it.
+    pub fn preferring<T>(node: u32, allocate: impl FnOnce() -> T) -> T {
+        let mask: [libc::c_ulong; 1] = [1 << (node % MAX_NODE as u32)];
+        // SAFETY: set_mempolicy reads `MAX_NODE` bits from the mask, which holds 64.
+        let preferred = node < MAX_NODE as u32
+            && unsafe {
+                libc::syscall(
+                    libc::SYS_set_mempolicy,
+                    MPOL_PREFERRED,
+                    mask.as_ptr(),
+                    MAX_NODE,
+                )
+            } == 0;
+        let result = allocate();
+        if preferred {
+            // SAFETY: MPOL_DEFAULT takes no mask.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_set_mempolicy,
+                    MPOL_DEFAULT,
+                    std::ptr::null::<libc::c_ulong>(),
+                    0,
+                )
+            };
+        }
+        result
     }
 }

@@ -1,9 +1,9 @@
 //! Bandwidth: warm-up, gated timed samples, verification, and the summary.
 
-use super::{Probe, Role, wait};
+use super::{BufferKey, Probe, Role, deadline_for, wait};
 use crate::cuda::driver;
 use crate::cuda::gpu::{Gpu, VERIFY_RESULT_OFFSET};
-use crate::cuda::kernels::{GATE_RELEASED, PatternMode};
+use crate::cuda::kernels::{GATE_RELEASED, PatternMode, Shape};
 use crate::cuda::memory::Buffer;
 use p2ptop::probe::driver_error::DriverError;
 use p2ptop::probe::plan::{self, Transfer};
@@ -12,7 +12,9 @@ use p2ptop::probe::protocol::{
     Verification,
 };
 use p2ptop::probe::session::{Control, Failure, Finish};
+use p2ptop::probe::stats;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// The start gate's host-mapped words: the flag, then one status per lane, a cache line apart.
 const GATE_FLAG_OFFSET: u64 = 0;
@@ -21,6 +23,13 @@ pub(super) const GATE_STATUS_STRIDE: u64 = 128;
 /// The most transfers one sample runs at once (a stress of every pair of 8 GPUs and the host,
 /// both ways, needs 2 × 9 × 8 = 144): each needs a status word in the pinned gate block.
 pub(super) const MAX_FLOWS: usize = 256;
+
+/// One sample's measured directions, and, when every flow started at the gate, all its bytes
+/// over the span from that start to the last flow's end (GB/s).
+struct Measured {
+    directions: Vec<DirectionSample>,
+    joined_gbps: Option<f64>,
+}
 
 impl Probe {
     /// Measures `groups` (each a pair and its transfers) at once: every sample runs all their
@@ -35,17 +44,33 @@ impl Probe {
         settings: &Settings,
         control: &mut dyn Control,
     ) -> Result<Finish, Failure> {
-        let copies = self.flows(groups, settings.buffer_mib << 20)?;
-        let repeats = self.calibrate(&copies, engine, settings)?;
+        self.check_shape(groups, engine, settings)?;
+        let copies = self.flows(id, groups, engine, settings, control)?;
+        let untimed = Duration::from_millis(settings.sample_timeout_ms);
+        control.emit(Event::Progress {
+            id,
+            step: format!("warming up {} copies", copies.len()),
+            deadline_ms: untimed.as_millis() as u64,
+        });
+        let (repeats, slowest_pass) = self.calibrate(&copies, engine, settings)?;
+        let timed = deadline_for(slowest_pass * repeats);
         let mut per_flow: Vec<Vec<f64>> = vec![Vec::new(); copies.len()];
+        let mut joined = Vec::new();
         let mut verification = vec![Verification::default(); groups.len()];
         let (mut accepted, mut rejected) = (0u32, 0u32);
         while accepted < settings.samples {
             if control.stop_requested() {
                 return Ok(Finish::Stopped);
             }
+            control.emit(Event::Progress {
+                id,
+                step: format!("sample {} of {}", accepted + 1, settings.samples),
+                // Filling and verifying are untimed; the copies have their calibrated deadline.
+                deadline_ms: (untimed * 2 + timed).as_millis() as u64,
+            });
             let seed = self.take_seed();
-            let Some(directions) = self.sample(&copies, engine, repeats, seed, settings)? else {
+            let Some(measured) = self.sample(&copies, engine, repeats, seed, timed, settings)?
+            else {
                 rejected += 1;
                 if rejected > settings.samples {
                     return Err(Failure::new(
@@ -59,10 +84,11 @@ impl Probe {
                 }
                 continue;
             };
-            for (values, d) in per_flow.iter_mut().zip(&directions) {
+            for (values, d) in per_flow.iter_mut().zip(&measured.directions) {
                 values.push(d.gbps);
             }
-            let mut next = directions.into_iter();
+            joined.extend(measured.joined_gbps);
+            let mut next = measured.directions.into_iter();
             for (g, (pair, group)) in groups.iter().enumerate() {
                 let flows: Vec<&Flow> = copies.iter().filter(|c| c.group == g).collect();
                 let checked = self.verify(&flows, seed, settings)?;
@@ -100,15 +126,66 @@ impl Probe {
                 verification: verification[g],
             });
         }
+        if groups.len() > 1
+            && let Some(s) = stats::summarize(&joined)
+        {
+            control.emit(Event::StressTotal {
+                id,
+                op,
+                engine,
+                samples: joined.len() as u32,
+                median_gbps: s.median,
+                min_gbps: s.min,
+                max_gbps: s.max,
+                cv: s.cv,
+            });
+        }
         Ok(Finish::Complete)
     }
 
-    /// Buffers, a lane on the executor and a gate slot for every transfer of `groups`.
+    /// Refuses a launch shape that cannot run every copy of a sample at once on its GPU.
+    fn check_shape(
+        &self,
+        groups: &[(Pair, Vec<Transfer>)],
+        engine: Engine,
+        settings: &Settings,
+    ) -> Result<(), Failure> {
+        let mut executors: Vec<u32> = groups
+            .iter()
+            .flat_map(|(_, t)| t)
+            .map(|t| t.executor)
+            .collect();
+        executors.sort_unstable();
+        executors.dedup();
+        for ordinal in executors {
+            let gpu = self.gpu(ordinal);
+            gpu.make_current()?;
+            let blocks = match engine {
+                Engine::Sm => settings.blocks_per_sm,
+                // Only the pattern kernel runs, alone: any number of blocks per SM will do.
+                Engine::Ce => 1,
+            };
+            if let Some(problem) = gpu.kernels.shape_problem(settings.block_size, blocks)? {
+                return Err(Failure::new(
+                    FailureKind::Invalid,
+                    format!("GPU{ordinal}: {problem}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Buffers, a lane and a launch shape on the executor, and a gate slot for every transfer
+    /// of `groups`.
     fn flows(
         &mut self,
+        id: u64,
         groups: &[(Pair, Vec<Transfer>)],
-        bytes: u64,
+        engine: Engine,
+        settings: &Settings,
+        control: &mut dyn Control,
     ) -> Result<Vec<Flow>, Failure> {
+        let bytes = settings.buffer_mib << 20;
         let together = groups.len() > 1;
         let mut copies: Vec<Flow> = Vec::new();
         for (group, (_, transfers)) in groups.iter().enumerate() {
@@ -124,55 +201,85 @@ impl Probe {
                 let destination = Role::Destination {
                     from: together.then_some(t.src),
                 };
+                let src = BufferKey::new(t.src, Role::Source, t.executor);
+                let dst = BufferKey::new(t.dst, destination, t.executor);
                 copies.push(Flow {
                     transfer: *t,
                     group,
                     lane,
                     slot: copies.len(),
-                    src: self.buffer(t.src, Role::Source, bytes)?,
-                    dst: self.buffer(t.dst, destination, bytes)?,
+                    src: self.buffer(src, bytes, id, settings, control)?,
+                    dst: self.buffer(dst, bytes, id, settings, control)?,
                     bytes,
+                    staged: engine == Engine::Ce && self.staged(t),
+                    shape: Shape {
+                        blocks: 0,
+                        threads: 0,
+                    },
                 });
             }
+        }
+        // Copies that run on one GPU at once share its SMs.
+        for i in 0..copies.len() {
+            let executor = copies[i].transfer.executor;
+            let beside = copies
+                .iter()
+                .filter(|c| c.transfer.executor == executor)
+                .count();
+            let gpu = self.gpu(executor);
+            copies[i].shape = gpu.share(
+                settings.block_size,
+                settings.blocks_per_sm,
+                beside,
+                copies[i].lane,
+            );
         }
         Ok(copies)
     }
 
-    /// Runs the warm-up copies and picks the repeat count that makes one sample last at least
-    /// `min_sample_ms` in the fastest direction.
+    /// Runs the warm-up copies; gives the repeat count that makes one sample last at least
+    /// `min_sample_ms` in the fastest direction, and how long one pass of the slowest took.
     fn calibrate(
         &self,
         copies: &[Flow],
         engine: Engine,
         settings: &Settings,
-    ) -> Result<u32, Failure> {
-        let mut fastest_ms = f64::INFINITY;
+    ) -> Result<(u32, Duration), Failure> {
+        let untimed = Duration::from_millis(settings.sample_timeout_ms);
         for c in copies {
             let gpu = self.gpu(c.transfer.executor);
             let lane = &gpu.lanes[c.lane];
             gpu.make_current()?;
             for _ in 0..settings.warmup.max(1) {
                 driver::record(lane.start, lane.stream)?;
-                self.issue_copy(c, engine, 1, settings)?;
+                self.issue_copy(c, engine, 1)?;
                 driver::record(lane.end, lane.stream)?;
             }
         }
+        let (mut fastest, mut slowest) = (f64::INFINITY, 0.0f64);
         for c in copies {
-            let seconds = self.timed_seconds(c, settings, "a warm-up copy")?;
-            fastest_ms = fastest_ms.min(seconds * 1e3);
+            let seconds = self.timed_seconds(c, untimed, "a warm-up copy")?;
+            fastest = fastest.min(seconds);
+            slowest = slowest.max(seconds);
         }
-        Ok(plan::repeats(settings, fastest_ms, engine))
+        let repeats = plan::repeats(settings, fastest * 1e3, engine);
+        Ok((repeats, Duration::from_secs_f64(slowest)))
     }
 
     /// One timed sample of every copy at once; `None` when a start gate timed out.
+    ///
+    /// Gated copies are queued behind the gate first. Copies the driver stages through host
+    /// memory are queued after it opens, timed by their events alone: staging may block the
+    /// host in the driver, which behind a closed gate would time every sample out.
     fn sample(
         &mut self,
         copies: &[Flow],
         engine: Engine,
         repeats: u32,
         seed: u32,
+        deadline: Duration,
         settings: &Settings,
-    ) -> Result<Option<Vec<DirectionSample>>, Failure> {
+    ) -> Result<Option<Measured>, Failure> {
         for c in copies {
             let owner = self.owner(c.transfer.src, c.transfer.executor);
             self.run_pattern(owner, c, c.src, seed, PatternMode::Fill, settings)?;
@@ -180,7 +287,8 @@ impl Probe {
         self.reset_gate(copies.len());
         let gate = self.gate_address();
         let timeout_ns = settings.gate_timeout_ms * 1_000_000;
-        for c in copies {
+        let (staged, gated): (Vec<&Flow>, Vec<&Flow>) = copies.iter().partition(|c| c.staged);
+        for c in &gated {
             let gpu = self.gpu(c.transfer.executor);
             let lane = &gpu.lanes[c.lane];
             gpu.make_current()?;
@@ -194,27 +302,69 @@ impl Probe {
                 )?
             };
             driver::record(lane.start, lane.stream)?;
-            self.issue_copy(c, engine, repeats, settings)?;
+            self.issue_copy(c, engine, repeats)?;
             driver::record(lane.end, lane.stream)?;
         }
+        let joined = match (gated.first(), staged.is_empty() && gated.len() > 1) {
+            (Some(first), true) => Some(self.join(first, &gated)?),
+            _ => None,
+        };
         self.open_gate();
+        for c in &staged {
+            let gpu = self.gpu(c.transfer.executor);
+            let lane = &gpu.lanes[c.lane];
+            gpu.make_current()?;
+            driver::record(lane.start, lane.stream)?;
+            self.issue_copy(c, engine, repeats)?;
+            driver::record(lane.end, lane.stream)?;
+        }
         let mut directions = Vec::new();
+        let moved = copies[0].bytes * repeats as u64;
         for c in copies {
-            let seconds = self.timed_seconds(c, settings, "a timed copy")?;
-            let moved = c.bytes * repeats as u64;
+            let seconds = self.timed_seconds(c, deadline, "a timed copy")?;
             directions.push(c.transfer.sample(moved, seconds));
         }
-        let released = copies
+        let released = gated
             .iter()
             .all(|c| self.read_gate_word(gate_status_offset(c.slot)) == GATE_RELEASED);
-        Ok(released.then_some(directions))
+        if !released {
+            return Ok(None);
+        }
+        let joined_gbps = match joined {
+            Some(first) => {
+                let gpu = self.gpu(first.transfer.executor);
+                let lane = &gpu.lanes[first.lane];
+                wait(gpu, lane.fence, deadline, "the end of a stress sample")?;
+                let seconds = driver::elapsed_ms(lane.start, lane.fence)? as f64 / 1e3;
+                Some((moved * copies.len() as u64) as f64 / seconds / 1e9)
+            }
+            None => None,
+        };
+        Ok(Some(Measured {
+            directions,
+            joined_gbps,
+        }))
+    }
+
+    /// Makes `first`'s lane wait for every other flow's end and records the moment all have
+    /// ended on its fence: the end of the sample's joined span.
+    fn join<'a>(&self, first: &'a Flow, flows: &[&Flow]) -> Result<&'a Flow, Failure> {
+        let gpu = self.gpu(first.transfer.executor);
+        let lane = &gpu.lanes[first.lane];
+        gpu.make_current()?;
+        for other in flows.iter().skip(1) {
+            let end = self.gpu(other.transfer.executor).lanes[other.lane].end;
+            driver::wait_for(lane.stream, end)?;
+        }
+        driver::record(lane.fence, lane.stream)?;
+        Ok(first)
     }
 
     /// Waits for the work between flow `c`'s start and end events and returns how long it took.
-    fn timed_seconds(&self, c: &Flow, settings: &Settings, what: &str) -> Result<f64, Failure> {
+    fn timed_seconds(&self, c: &Flow, deadline: Duration, what: &str) -> Result<f64, Failure> {
         let gpu = self.gpu(c.transfer.executor);
         let lane = &gpu.lanes[c.lane];
-        wait(gpu, lane.end, settings, &format!("{what} {}", c.transfer))?;
+        wait(gpu, lane.end, deadline, &format!("{what} {}", c.transfer))?;
         Ok(driver::elapsed_ms(lane.start, lane.end)? as f64 / 1e3)
     }
 
@@ -250,8 +400,10 @@ impl Probe {
         }
     }
 
-    /// Fills or verifies `buf` (one of flow `c`'s buffers) on `gpu`, and waits for it. Verify
-    /// leaves its result in `gpu`'s scratch block.
+    /// Fills or verifies `buf` (one of flow `c`'s buffers) on `gpu`, and waits for it. It runs
+    /// on the GPU's first lane, which is idle then (every copy of the sample has ended, or none
+    /// has been queued yet), whichever lane the flow itself uses on its executor. Verify leaves
+    /// its result in `gpu`'s scratch block.
     fn run_pattern(
         &self,
         gpu: &Gpu,
@@ -261,7 +413,7 @@ impl Probe {
         mode: PatternMode,
         settings: &Settings,
     ) -> Result<(), Failure> {
-        let lane = &gpu.lanes[c.lane];
+        let lane = &gpu.lanes[0];
         gpu.make_current()?;
         let result = gpu.scratch + VERIFY_RESULT_OFFSET;
         // SAFETY: `buf` holds `c.bytes` bytes, 256-byte aligned, on `gpu` or mapped host memory;
@@ -290,33 +442,21 @@ impl Probe {
         wait(
             gpu,
             lane.fence,
-            settings,
+            Duration::from_millis(settings.sample_timeout_ms),
             &format!("{what} of {}", c.transfer),
         )
     }
 
     /// Queues `repeats` passes of one copy on its lane, with the SM kernel or the copy engines.
-    fn issue_copy(
-        &self,
-        c: &Flow,
-        engine: Engine,
-        repeats: u32,
-        settings: &Settings,
-    ) -> Result<(), DriverError> {
+    fn issue_copy(&self, c: &Flow, engine: Engine, repeats: u32) -> Result<(), DriverError> {
         let gpu = self.gpu(c.transfer.executor);
         let stream = gpu.lanes[c.lane].stream;
         match engine {
             // SAFETY: both buffers hold `bytes` bytes, 256-byte aligned, reachable by this GPU
             // (peer access was enabled by `connect`, host memory is mapped).
             Engine::Sm => unsafe {
-                gpu.kernels.copy(
-                    stream,
-                    gpu.shape(settings.block_size, settings.blocks_per_sm),
-                    c.dst,
-                    c.src,
-                    c.bytes,
-                    repeats,
-                )
+                gpu.kernels
+                    .copy(stream, c.shape, c.dst, c.src, c.bytes, repeats)
             },
             Engine::Ce => {
                 let peer = match (c.transfer.src, c.transfer.dst) {
@@ -392,8 +532,8 @@ impl Probe {
     }
 }
 
-/// One direction ready to run: its plan, the pair it belongs to, its lane on the executor, its
-/// gate status slot, and buffer addresses.
+/// One direction ready to run: its plan, the pair it belongs to, its lane and launch shape on
+/// the executor, its gate status slot, and buffer addresses.
 struct Flow {
     transfer: Transfer,
     group: usize,
@@ -402,6 +542,9 @@ struct Flow {
     src: u64,
     dst: u64,
     bytes: u64,
+    /// Copy engines staging through host memory: timed without the gate.
+    staged: bool,
+    shape: Shape,
 }
 
 fn gate_status_offset(slot: usize) -> u64 {

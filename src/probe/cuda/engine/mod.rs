@@ -1,11 +1,12 @@
-//! The measuring engine: opens GPUs on demand, keeps buffers, and measures one (pair, op, engine)
-//! at a time with the method of the design (gate, events, warm-up, samples, verification).
+//! The measuring engine: opens every GPU before it greets, keeps buffers, and measures one
+//! (pair, op, engine) at a time, or several pairs at once, with the method of the design (gate,
+//! events, warm-up, samples, verification).
 
 mod bandwidth;
 mod latency;
 
 use super::driver;
-use super::gpu::{self, Gpu, OpenError};
+use super::gpu::{self, Gpu, MAX_LANES, OpenError};
 use super::memory::Buffer;
 use bandwidth::GATE_STATUS_STRIDE;
 use cust::sys::{CUdevice, CUdevice_P2PAttribute};
@@ -24,13 +25,43 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Role {
     Source,
-    Destination { from: Option<Node> },
+    Destination {
+        from: Option<Node>,
+    },
+    /// The latency chain, sized by the cache it must not fit in.
+    Chain,
+}
+
+/// A buffer's name: its node and role, and for host memory the GPU it serves, so that every
+/// GPU reads and writes pinned memory on its own NUMA node, as a program placed well would.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct BufferKey {
+    node: Node,
+    role: Role,
+    serves: Option<u32>,
+}
+
+impl BufferKey {
+    fn new(node: Node, role: Role, executor: u32) -> BufferKey {
+        BufferKey {
+            node,
+            role,
+            serves: (node == Node::Host).then_some(executor),
+        }
+    }
+}
+
+/// Why a GPU could not be opened, kept to answer every pair that needs it.
+struct Unusable {
+    message: String,
+    cuda_error: Option<i32>,
 }
 
 pub struct Probe {
     devices: Vec<CUdevice>,
     gpus: HashMap<u32, Gpu>,
-    buffers: HashMap<(Node, Role), Buffer>,
+    unusable: HashMap<u32, Unusable>,
+    buffers: HashMap<BufferKey, Buffer>,
     /// The start gate's host-mapped words; made with the first GPU's context (host allocations
     /// need one), then used by every GPU.
     gate: Option<Buffer>,
@@ -39,7 +70,9 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Initializes the driver and describes the machine; the error is for a `fatal` event.
+    /// Initializes the driver, opens every GPU (contexts, kernels, streams: the slow part of
+    /// starting, done before the greeting so no command's deadline pays for it) and describes
+    /// the machine; the error is for a `fatal` event.
     pub fn start() -> Result<(Probe, Event), DriverError> {
         driver::init()?;
         let version = driver::driver_version()?;
@@ -59,60 +92,87 @@ impl Probe {
             devices: infos,
             peers,
         };
-        let probe = Probe {
+        let mut probe = Probe {
             devices,
             gpus: HashMap::new(),
+            unusable: HashMap::new(),
             buffers: HashMap::new(),
             gate: None,
             peers_enabled: HashSet::new(),
             next_seed: 1,
         };
+        for ordinal in 0..probe.devices.len() as u32 {
+            probe.open(ordinal);
+        }
         Ok((probe, hello))
     }
 
-    fn open(&mut self, node: Node) -> Result<(), Failure> {
+    /// Opens GPU `ordinal`, or remembers why it cannot be.
+    fn open(&mut self, ordinal: u32) {
+        let device = self.devices[ordinal as usize];
+        match Gpu::open(ordinal, device) {
+            Ok(gpu) => {
+                self.gpus.insert(ordinal, gpu);
+            }
+            Err(OpenError::Driver(err)) => {
+                self.unusable.insert(
+                    ordinal,
+                    Unusable {
+                        message: format!("opening GPU{ordinal}: {err}"),
+                        cuda_error: Some(err.code),
+                    },
+                );
+            }
+            Err(OpenError::Kernels(load)) => {
+                let log = if load.jit_log.is_empty() {
+                    String::new()
+                } else {
+                    format!("; JIT log: {}", load.jit_log)
+                };
+                self.unusable.insert(
+                    ordinal,
+                    Unusable {
+                        message: format!(
+                            "loading kernel {} on GPU{ordinal}: {}{log}",
+                            load.kernel, load.error
+                        ),
+                        cuda_error: Some(load.error.code),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Checks that a node is an open GPU (or the host).
+    fn usable(&self, node: Node) -> Result<(), Failure> {
         let Node::Gpu(ordinal) = node else {
             return Ok(());
         };
         if self.gpus.contains_key(&ordinal) {
             return Ok(());
         }
-        let Some(&device) = self.devices.get(ordinal as usize) else {
-            return Err(Failure::new(
+        Err(match self.unusable.get(&ordinal) {
+            Some(why) => Failure {
+                kind: FailureKind::Driver,
+                message: why.message.clone(),
+                cuda_error: why.cuda_error,
+                fatal: false,
+            },
+            None => Failure::new(
                 FailureKind::Invalid,
                 format!(
                     "GPU{ordinal} does not exist: CUDA sees {} GPU(s), numbered from 0",
                     self.devices.len()
                 ),
-            ));
-        };
-        let gpu = Gpu::open(ordinal, device).map_err(|err| match err {
-            OpenError::Driver(err) => Failure::from(err),
-            OpenError::Kernels(load) => Failure {
-                kind: FailureKind::Driver,
-                message: format!(
-                    "loading kernel {} on GPU{ordinal}: {}{}",
-                    load.kernel,
-                    load.error,
-                    if load.jit_log.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; JIT log: {}", load.jit_log)
-                    }
-                ),
-                cuda_error: Some(load.error.code),
-                fatal: false,
-            },
-        })?;
-        self.gpus.insert(ordinal, gpu);
-        Ok(())
+            ),
+        })
     }
 
     /// Makes the gate block once a GPU is open (its context is current then).
     fn ensure_gate(&mut self) -> Result<(), Failure> {
         if self.gate.is_none() {
             let bytes = GATE_STATUS_STRIDE * (bandwidth::MAX_FLOWS as u64 + 1);
-            self.gate = Some(Buffer::on_host(bytes)?);
+            self.gate = Some(Buffer::on_host(bytes, None)?);
         }
         Ok(())
     }
@@ -166,29 +226,52 @@ impl Probe {
         Ok(())
     }
 
+    /// Whether the copy engines must stage a copy between these nodes through host memory:
+    /// two GPUs with peer access enabled neither way.
+    fn staged(&self, t: &Transfer) -> bool {
+        match (t.src, t.dst) {
+            (Node::Gpu(a), Node::Gpu(b)) if a != b => {
+                !self.peers_enabled.contains(&(a, b)) && !self.peers_enabled.contains(&(b, a))
+            }
+            _ => false,
+        }
+    }
+
     fn gpu(&self, ordinal: u32) -> &Gpu {
-        // Only called for GPUs `open` has accepted.
+        // Only called for GPUs `usable` has accepted.
         &self.gpus[&ordinal]
     }
 
-    /// The buffer of `node` in `role`, (re)allocated to `bytes`.
-    fn buffer(&mut self, node: Node, role: Role, bytes: u64) -> Result<u64, Failure> {
-        if self
-            .buffers
-            .get(&(node, role))
-            .is_some_and(|b| b.bytes != bytes)
-        {
-            self.buffers.remove(&(node, role));
+    /// The buffer `key` names, (re)allocated to `bytes`; allocating says so first, since
+    /// pinning gigabytes of host memory takes seconds.
+    fn buffer(
+        &mut self,
+        key: BufferKey,
+        bytes: u64,
+        id: u64,
+        settings: &Settings,
+        control: &mut dyn Control,
+    ) -> Result<u64, Failure> {
+        if self.buffers.get(&key).is_some_and(|b| b.bytes != bytes) {
+            self.buffers.remove(&key);
         }
-        if let Some(buffer) = self.buffers.get(&(node, role)) {
+        if let Some(buffer) = self.buffers.get(&key) {
             return Ok(buffer.ptr);
         }
-        let buffer = match node {
-            Node::Gpu(ordinal) => Buffer::on_gpu(self.gpu(ordinal), bytes)?,
-            Node::Host => Buffer::on_host(bytes)?,
+        control.emit(Event::Progress {
+            id,
+            step: format!("allocating {} MiB on {}", bytes >> 20, key.node),
+            deadline_ms: settings.sample_timeout_ms,
+        });
+        let buffer = match (key.node, key.serves) {
+            (Node::Gpu(ordinal), _) => Buffer::on_gpu(self.gpu(ordinal), bytes)?,
+            (Node::Host, serves) => {
+                let near = serves.and_then(|g| driver::host_numa_node(self.gpu(g).device));
+                Buffer::on_host(bytes, near)?
+            }
         };
         let ptr = buffer.ptr;
-        self.buffers.insert((node, role), buffer);
+        self.buffers.insert(key, buffer);
         Ok(ptr)
     }
 
@@ -270,6 +353,17 @@ impl Measurer for Probe {
                 ),
             ));
         }
+        if let Some((gpu, count)) = busiest_executor(&groups)
+            && count > MAX_LANES
+        {
+            return Err(Failure::new(
+                FailureKind::Invalid,
+                format!(
+                    "GPU{gpu} would run {count} transfers at once, more than the {MAX_LANES} \
+                     hardware queues a GPU gives the probe; select fewer pairs"
+                ),
+            ));
+        }
         if groups.is_empty() {
             return Ok(Finish::Complete);
         }
@@ -280,13 +374,13 @@ impl Measurer for Probe {
 }
 
 impl Probe {
-    /// Opens a pair's GPUs and connects them (with peer access `required` when a kernel runs
-    /// across); its transfers.
+    /// Checks a pair's GPUs are open and connects them (with peer access `required` when a
+    /// kernel runs across); its transfers.
     fn prepare(&mut self, pair: Pair, op: Op, required: bool) -> Result<Vec<Transfer>, Failure> {
         let transfers =
             plan::transfers(pair, op).map_err(|m| Failure::new(FailureKind::Invalid, m))?;
         for node in [pair.src, pair.dst] {
-            self.open(node)?;
+            self.usable(node)?;
         }
         for t in &transfers {
             self.connect(*t, required)?;
@@ -295,33 +389,50 @@ impl Probe {
     }
 }
 
-/// Waits, with the sample deadline, for everything queued on `gpu`'s lanes, then asks the
-/// context for a sticky error.
+/// The GPU that runs the most transfers of `groups`, and how many.
+fn busiest_executor(groups: &[(Pair, Vec<Transfer>)]) -> Option<(u32, usize)> {
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    for t in groups.iter().flat_map(|(_, t)| t) {
+        *count.entry(t.executor).or_default() += 1;
+    }
+    count.into_iter().max_by_key(|&(_, n)| n)
+}
+
+/// How long timed work that calibration says takes `expected` may run before it counts as
+/// hung: five times that, and at least a second (a GPU clocking up, the host scheduling).
+fn deadline_for(expected: Duration) -> Duration {
+    (expected * 5).max(Duration::from_secs(1))
+}
+
+/// Waits, with the untimed-work deadline, for everything queued on `gpu`'s lanes, then asks
+/// the context for a sticky error.
 fn drain(gpu: &Gpu, settings: &Settings) -> Result<(), Failure> {
     gpu.make_current()?;
+    let deadline = Duration::from_millis(settings.sample_timeout_ms);
     for lane in &gpu.lanes {
         driver::record(lane.fence, lane.stream)?;
-        wait(gpu, lane.fence, settings, "work queued before the failure")?;
+        wait(gpu, lane.fence, deadline, "work queued before the failure")?;
     }
     Ok(driver::synchronize_current()?)
 }
 
-/// Waits for `event` on `gpu` until the sample timeout; past it the work is declared hung.
+/// Waits for `event` on `gpu` until `deadline` has passed; past it the work is declared hung.
 fn wait(
     gpu: &Gpu,
     event: cust::sys::CUevent,
-    settings: &Settings,
+    deadline: Duration,
     what: &str,
 ) -> Result<(), Failure> {
-    let deadline = Instant::now() + Duration::from_millis(settings.sample_timeout_ms);
+    let until = Instant::now() + deadline;
     while !driver::event_done(event)? {
-        if Instant::now() > deadline {
+        if Instant::now() > until {
             return Err(Failure {
                 kind: FailureKind::Hung,
                 message: format!(
                     "{what} on GPU{} did not finish within {} ms: the path or the GPU is hung; \
                      the probe exits, restart it without this pair",
-                    gpu.ordinal, settings.sample_timeout_ms
+                    gpu.ordinal,
+                    deadline.as_millis()
                 ),
                 cuda_error: None,
                 fatal: true,

@@ -182,6 +182,11 @@ pub extern "C" fn cuEventRecord(event: Handle, stream: Handle) -> c_int {
 }
 
 #[unsafe(no_mangle)]
+pub extern "C" fn cuStreamWaitEvent(stream: Handle, event: Handle, flags: c_uint) -> c_int {
+    cu::cu_stream_wait_event(stream, event, flags)
+}
+
+#[unsafe(no_mangle)]
 pub extern "C" fn cuEventQuery(event: Handle) -> c_int {
     cu::cu_event_query(event)
 }

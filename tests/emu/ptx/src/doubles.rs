@@ -80,9 +80,15 @@ pub fn pattern_word(index: u64, seed: u32) -> u32 {
 /// The pattern's bytes from byte `start` for `len` bytes: little-endian words; a buffer whose size
 /// is not a multiple of 4 ends with the low bytes of the next word.
 fn pattern_bytes(start: u64, out: &mut [u8], seed: u32) {
-    for (i, byte) in out.iter_mut().enumerate() {
-        let at = start + i as u64;
-        *byte = pattern_word(at / 4, seed).to_le_bytes()[(at % 4) as usize];
+    let mut at = start;
+    let mut rest = &mut out[..];
+    while !rest.is_empty() {
+        let word = pattern_word(at / 4, seed).to_le_bytes();
+        let skip = (at % 4) as usize;
+        let n = (4 - skip).min(rest.len());
+        rest[..n].copy_from_slice(&word[skip..skip + n]);
+        rest = &mut rest[n..];
+        at += n as u64;
     }
 }
 
@@ -132,23 +138,15 @@ pub fn pattern(
 }
 
 /// `p2p_chase(start, steps, out)`: follows `steps` links of the chain at `start` and writes the
-/// address it ended on to `out[0]` and `elapsed_ns` (the time the walk took, which the caller
-/// knows) to `out[1]`.
-pub fn chase(
-    mem: &mut dyn Global,
-    start: u64,
-    steps: u64,
-    out: u64,
-    elapsed_ns: u64,
-) -> Result<(), String> {
+/// address it ended on to `out`.
+pub fn chase(mem: &mut dyn Global, start: u64, steps: u64, out: u64) -> Result<(), String> {
     let mut at = start;
     for _ in 0..steps {
         aligned(at, 8)?;
         at = load_u64(mem, at)?;
     }
     aligned(out, 8)?;
-    mem.store(out, &at.to_le_bytes())?;
-    mem.store(out + 8, &elapsed_ns.to_le_bytes())
+    mem.store(out, &at.to_le_bytes())
 }
 
 /// What `p2p_gate(flag, status, timeout)` writes to its status word once it ends: 1 when the

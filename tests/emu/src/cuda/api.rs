@@ -905,6 +905,25 @@ pub fn cu_event_record(event: Handle, stream: Handle) -> c_int {
     })
 }
 
+pub fn cu_stream_wait_event(stream: Handle, event: Handle, flags: c_uint) -> c_int {
+    const NAME: &str = "cuStreamWaitEvent";
+    call(NAME, || {
+        let (d, mut st, context) = in_context(NAME)?;
+        if flags != 0 {
+            return Err(misuse(NAME, codes::INVALID_VALUE, "flags must be 0"));
+        }
+        // The event may belong to any context, of any GPU.
+        let e = event_of(NAME, &st, event)?;
+        let record = match st.events[e].state {
+            EventState::Pending(seq) => Some(seq),
+            EventState::Unrecorded | EventState::Done(_) => None,
+        };
+        let s = stream_of(NAME, &mut st, stream, context)?;
+        enqueue(d, &mut st, s, What::Wait { event: e, record });
+        Ok(())
+    })
+}
+
 pub fn cu_event_query(event: Handle) -> c_int {
     call("cuEventQuery", || {
         let st = ready()?.lock();

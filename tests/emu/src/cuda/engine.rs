@@ -34,6 +34,11 @@ pub struct Op {
 
 pub enum What {
     Record(usize),
+    /// Wait until the event's record that was pending when the wait was queued has happened.
+    Wait {
+        event: usize,
+        record: Option<u64>,
+    },
     Launch {
         function: usize,
         grid: u32,
@@ -119,7 +124,6 @@ enum Finish {
         start: u64,
         steps: u64,
         out: u64,
-        elapsed_ns: u64,
     },
     Nothing,
 }
@@ -231,6 +235,12 @@ impl State {
                 self.events[*event].state = EventState::Done(self.sim.now_s());
                 Start::Finished
             }
+            What::Wait { event, record } => match (self.events[*event].state, record) {
+                (EventState::Pending(pending), Some(awaited)) if pending == *awaited => {
+                    Start::Blocked
+                }
+                _ => Start::Finished,
+            },
             What::Memset { dst, value, count } => {
                 let data = vec![*value; *count as usize];
                 if let Err(why) = self.memory.write(*dst, &data) {
@@ -501,12 +511,7 @@ impl State {
                     path,
                     engine: Engine::Sm,
                     left: Left::Seconds(seconds),
-                    finish: Finish::Chase {
-                        start,
-                        steps,
-                        out,
-                        elapsed_ns: (seconds * 1e9).round() as u64,
-                    },
+                    finish: Finish::Chase { start, steps, out },
                     placement: None,
                 })
             }
@@ -707,9 +712,25 @@ impl State {
             self.sms[*device].release(placement);
         }
         self.streams[s].finished = work.seq;
+        if self.overwritten_next(s, &work) {
+            return;
+        }
         if let Err(why) = self.land(context, &work) {
             self.poison(context, "a kernel", &why);
         }
+    }
+
+    /// Whether the stream's next op is the same copy again (the copy engines get one op per
+    /// repeat): it leaves the very same bytes, and nothing can look in between, so only the last
+    /// of such a run needs to move them.
+    fn overwritten_next(&self, s: usize, work: &Work) -> bool {
+        let Finish::EngineCopy { dst, src, bytes } = work.finish else {
+            return false;
+        };
+        matches!(
+            self.streams[s].queue.front(),
+            Some(Op { what: What::Copy { dst: d, src: r, bytes: b }, .. }) if (*d, *r, *b) == (dst, src, bytes)
+        )
     }
 
     /// Performs what a finished work leaves in memory.
@@ -739,14 +760,9 @@ impl State {
                 let mut view: KernelView = self.memory.seen_by(gpu, context, &peers);
                 doubles::pattern(&mut view, buf, bytes, seed, mode, result)
             }
-            Finish::Chase {
-                start,
-                steps,
-                out,
-                elapsed_ns,
-            } => {
+            Finish::Chase { start, steps, out } => {
                 let mut view = self.memory.seen_by(gpu, context, &peers);
-                doubles::chase(&mut view, start, steps, out, elapsed_ns)
+                doubles::chase(&mut view, start, steps, out)
             }
         }
     }

@@ -168,17 +168,17 @@ mod tests {
         assert!(compile(TINY, (9, 0), (12, 4)).is_ok());
         let newer = TINY.replace(".version 6.0", ".version 8.8");
         assert_eq!(
-            compile(&newer, (9, 0), (12, 4)).unwrap_err().0,
+            compile(&newer, (9, 0), (12, 4)).err().unwrap().0,
             UNSUPPORTED_PTX_VERSION
         );
         assert!(compile(&newer, (9, 0), (12, 9)).is_ok());
         let too_new_target = TINY.replace("sm_60", "sm_90");
         assert_eq!(
-            compile(&too_new_target, (8, 6), (12, 4)).unwrap_err().0,
+            compile(&too_new_target, (8, 6), (12, 4)).err().unwrap().0,
             INVALID_PTX
         );
         let bad = TINY.replace("ret;", "trap;");
-        let (code, log) = compile(&bad, (9, 0), (12, 4)).unwrap_err();
+        let (code, log) = compile(&bad, (9, 0), (12, 4)).err().unwrap();
         assert_eq!(code, INVALID_PTX);
         assert!(log.contains("unsupported instruction"), "{log}");
     }

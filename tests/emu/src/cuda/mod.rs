@@ -148,8 +148,14 @@ impl Driver {
     }
 
     /// The engine: runs the GPUs' work, wakes waiting hosts, publishes the state.
+    ///
+    /// The virtual clock runs ahead of the wall clock while there is work (a copy takes the
+    /// model's time, however fast the emulation computes it) and catches up with it only after a
+    /// real pause: idle time then lets the GPUs cool as they would. Short gaps while the host
+    /// queues the next op do not count, so the host's own speed never changes a measurement.
     fn run_engine(&self) {
         let mut last_publish = Instant::now();
+        let mut idle_since: Option<Instant> = None;
         let mut state = self.lock();
         loop {
             let changed = state.step();
@@ -157,7 +163,15 @@ impl Driver {
                 self.progress.notify_all();
             }
             let idle = !state.busy();
-            if idle {
+            // Idle means nothing ran and nothing waits: a step that did work starts the pause
+            // anew, even if that work is already done.
+            let since = match (idle && !changed, idle_since) {
+                (false, _) => None,
+                (true, None) => Some(Instant::now()),
+                (true, Some(t)) => Some(t),
+            };
+            idle_since = since;
+            if since.is_some_and(|t| t.elapsed() >= IDLE_TICK) {
                 state.catch_up(self.start_s + self.started.elapsed().as_secs_f64());
             }
             if idle || (changed && last_publish.elapsed() >= PUBLISH_EVERY) {

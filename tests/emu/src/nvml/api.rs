@@ -69,7 +69,7 @@ fn handle(gpu: u32) -> Device {
 /// The library and the GPU a handle names, if NVML can reach it.
 fn device(name: &str, d: Device) -> Result<(&'static Nvml, u32)> {
     let nvml = nvml()?;
-    let offset = (d as usize).checked_sub(HANDLE_BASE).unwrap_or(0);
+    let offset = (d as usize).saturating_sub(HANDLE_BASE);
     let index = offset / HANDLE_STRIDE;
     if offset == 0 || !offset.is_multiple_of(HANDLE_STRIDE) || index > nvml.machine.gpus.len() {
         return Err(misuse(

@@ -1,0 +1,11 @@
+//! The real binaries (no `--sim`) on emulated NVIDIA drivers: the probe's engine and p2ptop's
+//! NVML layer run every command on emulated 1–8 GPU machines, checked against the simulator on
+//! the same machine, with no misuse of the driver APIs. See tests/emu and docs/EMULATION.md.
+
+mod harness;
+
+mod exports;
+mod faults;
+mod measure;
+mod probe;
+mod topo;

@@ -1,0 +1,39 @@
+//! `p2ptop topo` through the emulated NVML describes the machine `--sim` describes.
+
+use crate::harness::{self, Emu};
+use serde_json::Value;
+
+/// Each pair's link type and P2P codes both ways.
+fn links(topo: &Value) -> Vec<(u64, u64, String, Value, Value)> {
+    topo["pairs"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|p| {
+            (
+                p["a"].as_u64().unwrap(),
+                p["b"].as_u64().unwrap(),
+                p["link"].to_string(),
+                p["p2p"].clone(),
+                p["p2p_back"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_preset_shows_the_same_links_and_p2p_codes_as_the_simulator() {
+    for (name, _) in p2ptop::sim::PRESETS {
+        let emu = Emu::new(name);
+        let emulated = harness::json(&emu.p2ptop(&["topo", "--format", "json"]));
+        let simulated = harness::json(&harness::simulated(name, &["topo", "--format", "json"]));
+        assert_eq!(emulated["simulated"], false, "{name}");
+        assert_eq!(
+            emulated["gpus"].as_array().map(Vec::len),
+            simulated["gpus"].as_array().map(Vec::len),
+            "{name}: GPU count"
+        );
+        assert_eq!(links(&emulated), links(&simulated), "{name}: links and P2P");
+        emu.assert_no_misuse();
+    }
+}
