@@ -230,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gate_beside_a_full_grid_still_fits_and_a_huge_grid_runs_alone() {
+    fn a_gate_fits_beside_a_full_grid_and_a_huge_grid_runs_in_waves() {
         let mut sms = h100();
         let gate = BlockNeeds::new(1, 10);
         assert_eq!(gate.threads, 32, "a block takes whole warps");
@@ -238,11 +238,16 @@ mod tests {
         assert!(sms.place(264, BlockNeeds::new(512, 48)).is_some());
         sms.release(&g);
         let mut sms = h100();
+        let copy = BlockNeeds::new(512, 48);
         let huge = sms
-            .place(100_000, BlockNeeds::new(512, 48))
-            .expect("waves start alone");
-        assert!(sms.place(1, gate).is_none(), "nothing else fits beside it");
+            .place(100_000, copy)
+            .expect("waves start on an idle GPU");
+        assert!(sms.place(1, copy).is_none(), "its waves fill every SM");
+        assert!(
+            sms.place(1, gate).is_some(),
+            "a small block still fits in what is left"
+        );
         sms.release(&huge);
-        assert!(sms.place(1, gate).is_some());
+        assert!(sms.place(264, copy).is_some());
     }
 }
