@@ -241,6 +241,25 @@ fn a_power_cap_warns_on_its_gpu() {
 }
 
 #[test]
+fn nvml_gives_the_boards_default_power_limit_that_a_cap_is_held_against() {
+    use p2ptop::nvml::recorded::{RecordedGpu, RecordedNvml, Recording};
+    let recording = Recording {
+        gpus: vec![RecordedGpu {
+            name: Some("NVIDIA H100 80GB HBM3".into()),
+            power_limit_mw: Some(400_000),
+            default_power_limit_mw: Some(700_000),
+            ..RecordedGpu::default()
+        }],
+        ..Recording::default()
+    };
+    let nvml = RecordedNvml::new(recording);
+    let topology = p2ptop::nvml::discover::discover(&nvml, Default::default(), &[]);
+    let gpu = &topology.gpus[0];
+    assert_eq!(gpu.default_power_limit_w, Some(700.0));
+    assert_eq!(gpu.power_limit_below_default(None), Some((400.0, 700.0)));
+}
+
+#[test]
 fn a_gns_pair_is_reported_but_does_not_fail() {
     let report = Run::preset("3090-pcie").sweep(&gpus(2)).report();
     let verdict = check(&report);
