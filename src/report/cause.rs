@@ -241,47 +241,55 @@ fn explain(report: &Report, drafts: &Drafts, c: &CellVerdict, r: &Reason) -> (Ki
             Node::Host => None,
         })
         .collect();
-    let slow = matches!(r.why, Why::BelowFloor | Why::BelowBaseline);
-    if slow {
-        for shortfall in cell.map(|c| c.shortfalls.as_slice()).unwrap_or_default() {
-            let found = match *shortfall {
-                Shortfall::Nvlinks { a, b, .. } => {
-                    [pair(Node::Gpu(a), Node::Gpu(b)), Key::Gpu(a), Key::Gpu(b)]
-                        .into_iter()
-                        .find(|k| drafts.find(Kind::NvlinkDown, *k).is_some())
-                        .map(|k| (Kind::NvlinkDown, k))
-                }
-                Shortfall::Pcie { gpu, .. } => drafts
-                    .find(Kind::PcieTrainedDown, Key::Gpu(gpu))
-                    .map(|_| (Kind::PcieTrainedDown, Key::Gpu(gpu))),
-            };
-            if let Some(at) = found {
-                return at;
-            }
-        }
-    }
-    if let Some(&g) = gpus
-        .iter()
-        .find(|&&g| drafts.find(Kind::Throttling, Key::Gpu(g)).is_some())
+    let slow = is_slow(r);
+    // What the path lacks explains a slow figure that would pass on the path as it is now; one
+    // that fails even then (or against a baseline, which has no floor) has a cause of its own
+    // first, if there is one.
+    let lacking = || {
+        let shortfalls = cell.map(|c| c.shortfalls.as_slice()).unwrap_or_default();
+        shortfalls.iter().find_map(|s| shortfall_cause(drafts, s))
+    };
+    if matches!(r.why, Why::BelowFloor { passes_now: true })
+        && let Some(at) = lacking()
     {
-        return (Kind::Throttling, Key::Gpu(g));
+        return at;
     }
+    let gpu_with = |kind: Kind| {
+        gpus.iter()
+            .find(|&&g| drafts.find(kind, Key::Gpu(g)).is_some())
+            .map(|&g| (kind, Key::Gpu(g)))
+    };
     // A power cap slows what its GPU computes, copies included, whether or not a telemetry
     // frame caught it holding clocks down.
-    if let Some(&g) = gpus
-        .iter()
-        .find(|&&g| drafts.find(Kind::PowerLimit, Key::Gpu(g)).is_some())
-    {
-        return (Kind::PowerLimit, Key::Gpu(g));
+    if let Some(at) = gpu_with(Kind::Throttling).or_else(|| gpu_with(Kind::PowerLimit)) {
+        return at;
     }
-    if slow {
-        (Kind::BelowFloor, pair(c.src, c.dst))
-    } else {
+    if !slow {
         // Throttling seen at the cell but in no GPU's run summary (a frame the summary missed).
-        (
+        return (
             Kind::Throttling,
             gpus.first().map_or(Key::Run, |g| Key::Gpu(*g)),
-        )
+        );
+    }
+    lacking().unwrap_or((Kind::BelowFloor, pair(c.src, c.dst)))
+}
+
+fn is_slow(r: &Reason) -> bool {
+    matches!(r.why, Why::BelowFloor { .. } | Why::BelowBaseline)
+}
+
+/// The cause of a link that is down or trained down on a cell's path, when the verdict found it.
+fn shortfall_cause(drafts: &Drafts, shortfall: &Shortfall) -> Option<(Kind, Key)> {
+    match *shortfall {
+        Shortfall::Nvlinks { a, b, .. } => {
+            [pair(Node::Gpu(a), Node::Gpu(b)), Key::Gpu(a), Key::Gpu(b)]
+                .into_iter()
+                .find(|k| drafts.find(Kind::NvlinkDown, *k).is_some())
+                .map(|k| (Kind::NvlinkDown, k))
+        }
+        Shortfall::Pcie { gpu, .. } => drafts
+            .find(Kind::PcieTrainedDown, Key::Gpu(gpu))
+            .map(|_| (Kind::PcieTrainedDown, Key::Gpu(gpu))),
     }
 }
 
@@ -380,10 +388,7 @@ fn following(d: &Draft) -> String {
     let slow = d
         .cells
         .iter()
-        .filter(|(_, rs)| {
-            rs.iter()
-                .any(|r| matches!(r.why, Why::BelowFloor | Why::BelowBaseline))
-        })
+        .filter(|(_, rs)| rs.iter().any(is_slow))
         .count();
     let throttled = d.cells.len() - slow;
     let mut parts = Vec::new();
@@ -396,7 +401,7 @@ fn following(d: &Draft) -> String {
     if parts.is_empty() {
         String::new()
     } else {
-        format!(" — {} follow from it", parts.join(", "))
+        format!(" — {} follow from it", parts.join(" and "))
     }
 }
 

@@ -150,7 +150,11 @@ pub enum Why {
     NoPeerAccessOnNvlink,
     /// Not measured for want of peer access where the link type allows that: a fact, a pass.
     NotMeasured,
-    BelowFloor,
+    /// Below its floor against the line rate as built; `passes_now` when it would pass against
+    /// the path as it is now (so what the path lacks explains it).
+    BelowFloor {
+        passes_now: bool,
+    },
     BelowBaseline,
     /// Measured while a GPU of the pair throttled.
     MeasuredThrottling,
@@ -406,19 +410,20 @@ fn against_floors(cell: &CellReport, floors: &Floors) -> Vec<Reason> {
         .line_rate_basis
         .as_deref()
         .map_or_else(String::new, |b| format!(" ({b})"));
-    let now = match cell.line_rate_now_gbps {
-        Some(now) if !cell.shortfalls.is_empty() => format!(", {now:.1} GB/s now"),
-        _ => String::new(),
-    };
+    let now_gbps = cell
+        .line_rate_now_gbps
+        .filter(|_| !cell.shortfalls.is_empty());
+    let now = now_gbps.map_or_else(String::new, |n| format!(", {n:.1} GB/s now"));
     cell.directions
         .iter()
         .filter_map(|d| {
             let (floor, rule) = floors.for_direction(cell, d);
             let share = d.median_gbps / built;
+            let passes_now = now_gbps.is_some_and(|n| d.median_gbps >= floor * n);
             (share < floor).then(|| {
                 Reason::new(
                     Level::Fail,
-                    Why::BelowFloor,
+                    Why::BelowFloor { passes_now },
                     format!(
                         "{} → {} at {:.1} GB/s is {:.0}% of the {built:.1} GB/s it was built \
                          for{basis}{now}; the {rule} is {:.0}%",

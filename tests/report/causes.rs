@@ -199,3 +199,29 @@ fn four_faults_are_four_causes_worst_first_with_their_findings_under_them() {
     assert_eq!(to_gpu6.line_rate_gbps, Some(450.0));
     assert_eq!(to_gpu6.line_rate_now_gbps, Some(425.0));
 }
+
+#[test]
+fn a_slow_cell_goes_under_what_explains_it_when_two_faults_share_its_path() {
+    // A hard cap on GPU2: its copies to GPU6 (17 of 18 links up) fail even against the 17 links
+    // GPU6 has now, so the cap, not the link, is what they follow from.
+    let mut machine = four_faults();
+    machine.gpus[2].power_limit_w = 150.0;
+    let (_, verdict) = checked(machine, 8);
+    let link = &verdict.causes[1];
+    assert_eq!(
+        (link.kind, link.subject.as_str()),
+        (Kind::NvlinkDown, "GPU6")
+    );
+    assert_eq!(link.evidence, [], "{}", link.what);
+    let cap = &verdict.causes[3];
+    assert_eq!((cap.kind, cap.level), (Kind::PowerLimit, Level::Fail));
+    assert!(
+        cap.evidence
+            .iter()
+            .any(|e| e.subject.starts_with("GPU2 → GPU6")),
+        "{:?}",
+        cap.evidence
+    );
+    assert!(cap.evidence.iter().all(|e| e.subject.contains("GPU2")));
+    each_once(&verdict);
+}
