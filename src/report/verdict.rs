@@ -39,7 +39,8 @@ impl Level {
     }
 }
 
-/// The least share of the line rate each kind of path must reach, per direction.
+/// The least share of the line rate as built (`model::capacity`) each kind of path must reach, per
+/// direction.
 ///
 /// Where the figures come from (REFERENCE.md, "What real machines reach"): copy engines carry
 /// 0.83–0.9 of an NVLink's line rate (HGX H100 371–377 of 450, A100 265–275 of 300) and SM kernels
