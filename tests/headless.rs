@@ -82,9 +82,9 @@ fn check_passes_a_healthy_machine_and_its_json_report_is_a_baseline() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(json["schema"], 1);
+    assert_eq!(json["schema"], 2);
     assert_eq!(json["simulated"], "3090-bridge");
-    // One NVLink of four down: floors alone may pass it, the baseline does not.
+    // One NVLink of four down: judged against the four it was built for, and the baseline.
     let slower = faulty(
         &dir,
         "3090-bridge",
@@ -149,6 +149,77 @@ fn check_fails_corruption_and_hangs_with_reasons_and_warns_on_a_power_cap() {
     let out = p2ptop(&["--sim", &capped, "check", "--samples", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("WARN"), "{}", text(&out.stdout));
+}
+
+/// The machine of tests/report/hgx-four-faults.toml: four faults, four causes.
+const FOUR_FAULTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/report/hgx-four-faults.toml"
+);
+
+#[test]
+fn check_and_run_with_a_file_print_one_summary_on_stderr_instead_of_every_failure() {
+    let dir = scratch("summary");
+    let file = dir.join("report.md");
+    let path = file.to_str().unwrap();
+    let out = p2ptop(&[
+        "--sim",
+        FOUR_FAULTS,
+        "check",
+        "--samples",
+        "2",
+        "--format",
+        "markdown",
+        "-o",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("p2ptop check: FAIL — 4 causes, worst first · took ")
+            && lines[0].contains(" s (SIMULATED: ")
+            && lines[0].ends_with(&format!("on the simulated machine's clock) · wrote {path}")),
+        "{err}"
+    );
+    let causes = [
+        "  FAIL GPU3 → GPU5: data arrived wrong",
+        "  FAIL GPU6: NVLink 0 is down",
+        "  FAIL GPU3: PCIe link reached only Gen4 x8",
+        "  WARN GPU2: power limit 400 W, below the board's default 700 W",
+    ];
+    assert_eq!(lines.len(), 1 + causes.len(), "{err}");
+    for (line, cause) in lines[1..].iter().zip(causes) {
+        assert!(line.starts_with(cause), "{line:?} is not {cause:?}");
+    }
+    let markdown = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        markdown.contains("Took "),
+        "the report says how long it took"
+    );
+    // A pass and a run are not silent either: one line each.
+    for (command, says) in [
+        ("check", "p2ptop check: PASS · took "),
+        ("run", "p2ptop run: measured 8 pairs · took "),
+    ] {
+        let out = p2ptop(&[
+            "--sim",
+            "3090-bridge",
+            command,
+            "--samples",
+            "2",
+            "-o",
+            path,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with(says) && err.ends_with(&format!("wrote {path}\n")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 #[test]

@@ -3,9 +3,9 @@
 use super::Failure;
 use crate::cli::{CheckArgs, MachineArgs};
 use crate::exit;
-use crate::report::format;
+use crate::report::format::{self, summary};
 use crate::report::input::read_report;
-use crate::report::verdict::{self, Floors, Level};
+use crate::report::verdict::{self, Floors};
 
 pub fn run(machine: &MachineArgs, args: &CheckArgs) -> u8 {
     check(machine, args).unwrap_or_else(Failure::report)
@@ -25,11 +25,12 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
     let verdict = verdict::judge(&report, &floors, baseline.as_ref());
     let text = format::render(args.run.format, &report, &verdict);
     super::output(&text, args.run.output.as_deref())?;
-    if args.run.output.is_some() {
-        // The verdict also reaches the terminal when the report went to a file.
-        for (level, line) in verdict.lines().iter().filter(|(l, _)| *l == Level::Fail) {
-            eprintln!("{}: {line}", level.word());
-        }
+    if let Some(path) = &args.run.output {
+        // The verdict reaches the terminal when the report went to a file, in a few lines.
+        eprint!(
+            "{}",
+            summary::stderr(&report, &verdict, summary::Command::Check, path)
+        );
     }
     if !report.run.complete {
         eprintln!(

@@ -57,6 +57,7 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure>
         });
     }
     let progress = Progress::new(work.len());
+    let started = std::time::Instant::now();
     let complete = follow(
         &conn,
         &mut board,
@@ -66,6 +67,7 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure>
         work.len(),
     );
     progress.finish();
+    let elapsed_s = started.elapsed().as_secs_f64();
     Ok(Report::build(
         &board,
         &seen,
@@ -76,6 +78,9 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure>
             samples: args.samples,
             engines,
             complete,
+            elapsed_s,
+            // The simulated machine's clock drives its telemetry's timestamps.
+            simulated_s: board.simulated.is_some().then(|| seen.seconds()),
         },
     ))
 }

@@ -3,7 +3,7 @@
 use super::Failure;
 use crate::cli::{MachineArgs, RunArgs};
 use crate::exit;
-use crate::report::format;
+use crate::report::format::{self, summary};
 use crate::report::verdict::{self, Floors};
 
 /// Exit code of a run cut short by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -14,6 +14,12 @@ pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
         let verdict = verdict::judge(&report, &Floors::default(), None);
         let text = format::render(args.format, &report, &verdict);
         super::output(&text, args.output.as_deref())?;
+        if let Some(path) = &args.output {
+            eprint!(
+                "{}",
+                summary::stderr(&report, &verdict, summary::Command::Run, path)
+            );
+        }
         Ok(if report.run.complete {
             exit::OK
         } else {

@@ -29,7 +29,8 @@ pub fn pcie_now(link: &PcieLink) -> Option<LineRate> {
     pcie(link.gen_now?, link.width_now?)
 }
 
-fn pcie(generation: u32, width: u32) -> Option<LineRate> {
+/// The line rate of a PCIe link of `generation` and `width`.
+pub fn pcie(generation: u32, width: u32) -> Option<LineRate> {
     Some(LineRate {
         gbps: pcie_lane_gbps(generation)? * f64::from(width),
         basis: format!("PCIe {generation}.0 x{width}"),
@@ -68,15 +69,20 @@ pub fn between(a: &Gpu, b: &Gpu, link: LinkType) -> Option<LineRate> {
                 .filter(|l| l.active)
                 .filter_map(|l| l.speed_gbps)
                 .reduce(f64::min)?;
-            Some(LineRate {
-                gbps: per_link * f64::from(count),
-                basis: format!("{count} NVLink × {} GB/s", trim(per_link)),
-            })
+            Some(nvlinks(count, per_link))
         }
         LinkType::Pix | LinkType::Pxb | LinkType::Phb | LinkType::Node | LinkType::Sys => {
             let (ra, rb) = (pcie_max(&a.pcie)?, pcie_max(&b.pcie)?);
             Some(if ra.gbps <= rb.gbps { ra } else { rb })
         }
+    }
+}
+
+/// `count` bonded NVLinks of `per_link` GB/s each.
+pub fn nvlinks(count: u32, per_link: f64) -> LineRate {
+    LineRate {
+        gbps: per_link * f64::from(count),
+        basis: format!("{count} NVLink × {} GB/s", trim(per_link)),
     }
 }
 
@@ -139,6 +145,7 @@ mod tests {
             architecture: None,
             memory_mib: None,
             power_limit_w: None,
+            default_power_limit_w: None,
             cpu_affinity: None,
             numa_node: None,
             pcie: PcieLink {

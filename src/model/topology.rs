@@ -254,7 +254,11 @@ pub struct Gpu {
     pub pci_bus_id: String,
     pub architecture: Option<String>,
     pub memory_mib: Option<u64>,
+    /// The power-management limit set now.
     pub power_limit_w: Option<f64>,
+    /// The board's default power-management limit (what the limit is without an administrator's
+    /// cap).
+    pub default_power_limit_w: Option<f64>,
     /// CPUs close to this GPU, as `topo -m`'s "CPU Affinity" column (e.g. "0-31,64-95").
     pub cpu_affinity: Option<String>,
     /// `topo -m`'s "NUMA Affinity" column.
@@ -265,6 +269,20 @@ pub struct Gpu {
     pub bar1_mib: Option<u64>,
     /// Peak memory bandwidth from the vendor's specification, GB/s.
     pub memory_peak_gbps: Option<f64>,
+}
+
+/// NVML reports power limits in milliwatts; a limit within this of the default is the default.
+const POWER_LIMIT_TOLERANCE_W: f64 = 1.0;
+
+impl Gpu {
+    /// The limit in force and the board's default, when the limit is below the default: a cap
+    /// that lowers clocks under load, whether or not the GPU has reached it yet. `enforced_w` is
+    /// the enforced limit telemetry read; without it, the configured limit is used.
+    pub fn power_limit_below_default(&self, enforced_w: Option<f64>) -> Option<(f64, f64)> {
+        let default = self.default_power_limit_w?;
+        let limit = enforced_w.or(self.power_limit_w)?;
+        (limit < default - POWER_LIMIT_TOLERANCE_W).then_some((limit, default))
+    }
 }
 
 /// How two different GPUs are joined. Stored once per unordered pair (`a < b`).
@@ -405,6 +423,27 @@ mod tests {
                 .parse::<LinkType>()
                 .unwrap_err()
                 .contains("NV<links>")
+        );
+    }
+
+    #[test]
+    fn a_power_limit_below_the_boards_default_is_told_with_both_figures() {
+        let mut gpu: Gpu = serde_json::from_str(
+            r#"{"index": 0, "cuda_ordinal": null, "name": "x", "uuid": "", "pci_bus_id": "",
+                "architecture": null, "memory_mib": null, "power_limit_w": 400.0,
+                "default_power_limit_w": 700.0, "cpu_affinity": null, "numa_node": null,
+                "pcie": {"gen_now": null, "width_now": null, "gen_max": null, "width_max": null},
+                "nvlinks": [], "bar1_mib": null, "memory_peak_gbps": null}"#,
+        )
+        .unwrap();
+        assert_eq!(gpu.power_limit_below_default(None), Some((400.0, 700.0)));
+        // Telemetry's enforced limit wins over the limit read at discovery.
+        assert_eq!(gpu.power_limit_below_default(Some(699.5)), None);
+        gpu.default_power_limit_w = None;
+        assert_eq!(
+            gpu.power_limit_below_default(Some(100.0)),
+            None,
+            "no default, no claim"
         );
     }
 

@@ -93,6 +93,7 @@ fn read_gpu(src: &dyn NvmlSource, index: u32, cuda_bus_ids: &[String]) -> Gpu {
         architecture: src.architecture(index).ok(),
         memory_mib: src.memory_total_bytes(index).ok().map(mib),
         power_limit_w: src.power_limit_mw(index).ok().map(milli),
+        default_power_limit_w: src.default_power_limit_mw(index).ok().map(milli),
         cpu_affinity: src.cpu_affinity(index).ok(),
         numa_node: src.numa_node(index).ok(),
         pcie: PcieLink {

@@ -229,6 +229,12 @@ impl NvmlSource for RealNvml {
         self.device(gpu)?.power_management_limit().map_err(no)
     }
 
+    fn default_power_limit_mw(&self, gpu: u32) -> Answer<u32> {
+        self.device(gpu)?
+            .power_management_limit_default()
+            .map_err(no)
+    }
+
     fn cpu_affinity(&self, gpu: u32) -> Answer<String> {
         let words = self.device(gpu)?.cpu_affinity(CPU_SET_WORDS).map_err(no)?;
         Ok(cpu_list(&words))

@@ -38,6 +38,7 @@ pub struct RecordedGpu {
     pub architecture: Option<String>,
     pub memory_total_bytes: Option<u64>,
     pub power_limit_mw: Option<u32>,
+    pub default_power_limit_mw: Option<u32>,
     pub cpu_affinity: Option<String>,
     pub numa_node: Option<u32>,
     pub pcie_gen_now: Option<u32>,
@@ -280,6 +281,10 @@ impl NvmlSource for RecordedNvml {
 
     fn power_limit_mw(&self, gpu: u32) -> Answer<u32> {
         given(self.gpu(gpu)?.power_limit_mw)
+    }
+
+    fn default_power_limit_mw(&self, gpu: u32) -> Answer<u32> {
+        given(self.gpu(gpu)?.default_power_limit_mw)
     }
 
     fn cpu_affinity(&self, gpu: u32) -> Answer<String> {

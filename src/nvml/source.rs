@@ -127,6 +127,8 @@ pub trait NvmlSource {
     fn memory_total_bytes(&self, gpu: u32) -> Answer<u64>;
     /// The configured power limit, milliwatts.
     fn power_limit_mw(&self, gpu: u32) -> Answer<u32>;
+    /// The board's default power-management limit, milliwatts.
+    fn default_power_limit_mw(&self, gpu: u32) -> Answer<u32>;
     /// CPUs near the GPU as a CPU list, e.g. `0-31,64-95`.
     fn cpu_affinity(&self, gpu: u32) -> Answer<String>;
     /// The NUMA node nearest the GPU (`topo -m`'s "NUMA Affinity").

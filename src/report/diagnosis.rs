@@ -1,31 +1,32 @@
-//! Findings that explain a machine's numbers: the causes users otherwise search forums for, each
-//! with what it means and what to do.
+//! Findings that explain a machine's numbers: the conditions users otherwise search forums for
+//! (an IOMMU translating DMA, ACS on a switch, a small BAR1, no Fabric Manager, peer access off
+//! for the model or by a registry key, clocks held low), each with what it means and what to do.
 //!
-//! Verdicts say *whether* something is wrong; these say *why* it probably is. A finding is a
-//! likely cause read from the report, never proof, and is worded so.
+//! Verdicts say *whether* something is wrong and group it by cause (`report::cause`); these say
+//! what about the machine may explain it. A finding is read from the report, never proof, and is
+//! worded so.
 
 use super::run::{CellReport, Report};
 use crate::model::topology::{Iommu, LinkType, NvLinkRemote, P2pStatus};
 use crate::probe::protocol::FailureKind;
 use serde::{Deserialize, Serialize};
 
-/// Which known cause a finding is about.
+/// Which known condition a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Cause {
+pub enum Condition {
     IommuTranslated,
     AcsLikely,
     SmallBar1,
     FabricManagerMissing,
     P2pDisabledForModel,
     P2pDisabledByRegistry,
-    LinkTrainedDown,
     ClocksHeldLow,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    pub cause: Cause,
+    pub condition: Condition,
     pub title: String,
     /// What was seen, naming the GPUs or pairs.
     pub evidence: String,
@@ -52,7 +53,6 @@ pub fn diagnose(report: &Report) -> Vec<Finding> {
         fabric_manager(report),
         p2p_status(report, P2pStatus::Gns),
         p2p_status(report, P2pStatus::Dr),
-        trained_down(report),
         clocks_low(report),
     ]
     .into_iter()
@@ -62,7 +62,7 @@ pub fn diagnose(report: &Report) -> Vec<Finding> {
 
 fn iommu(report: &Report) -> Option<Finding> {
     (report.machine.topology.host.iommu == Some(Iommu::Translated)).then(|| Finding {
-        cause: Cause::IommuTranslated,
+        condition: Condition::IommuTranslated,
         title: "IOMMU translates device DMA".into(),
         evidence: "the host's IOMMU is in translated mode (not passthrough)".into(),
         meaning: "peer-to-peer traffic is remapped by the IOMMU and may be sent through the root \
@@ -95,7 +95,7 @@ fn acs(report: &Report) -> Option<Finding> {
         .map(CellReport::label)
         .collect();
     (!suspects.is_empty()).then(|| Finding {
-        cause: Cause::AcsLikely,
+        condition: Condition::AcsLikely,
         title: "ACS likely enabled on a PCIe switch".into(),
         evidence: format!(
             "pairs below a PCIe switch with peer access OK are far below line rate or hung: {}",
@@ -120,7 +120,7 @@ fn small_bar1(report: &Report) -> Option<Finding> {
         .map(|g| format!("GPU{} ({} MiB)", g.index, g.bar1_mib.unwrap_or_default()))
         .collect();
     (!small.is_empty()).then(|| Finding {
-        cause: Cause::SmallBar1,
+        condition: Condition::SmallBar1,
         title: "small BAR1 aperture".into(),
         evidence: format!("BAR1 of {}", small.join(", ")),
         meaning: "peers and the host can map only this much of the GPU's memory at once, which \
@@ -147,7 +147,7 @@ fn fabric_manager(report: &Report) -> Option<Finding> {
         .flat_map(|g| &g.nvlinks)
         .any(|l| l.remote == NvLinkRemote::Switch);
     (in_cells || in_problems).then(|| Finding {
-        cause: Cause::FabricManagerMissing,
+        condition: Condition::FabricManagerMissing,
         title: "NVSwitch fabric not ready (CUDA error 802)".into(),
         evidence: format!(
             "CUDA answered error 802 (system not ready){}",
@@ -185,7 +185,7 @@ fn p2p_status(report: &Report, status: P2pStatus) -> Option<Finding> {
     );
     Some(match status {
         P2pStatus::Dr => Finding {
-            cause: Cause::P2pDisabledByRegistry,
+            condition: Condition::P2pDisabledByRegistry,
             title: "peer access disabled by a driver registry key".into(),
             evidence,
             meaning: status.sentence().into(),
@@ -194,7 +194,7 @@ fn p2p_status(report: &Report, status: P2pStatus) -> Option<Finding> {
                 .into(),
         },
         _ => Finding {
-            cause: Cause::P2pDisabledForModel,
+            condition: Condition::P2pDisabledForModel,
             title: "this GPU model has no peer access over PCIe".into(),
             evidence,
             meaning: format!(
@@ -209,71 +209,33 @@ fn p2p_status(report: &Report, status: P2pStatus) -> Option<Finding> {
     })
 }
 
-fn trained_down(report: &Report) -> Option<Finding> {
-    let down: Vec<String> = report
-        .telemetry
-        .iter()
-        .filter_map(|seen| {
-            let gpu = report.machine.topology.gpu(seen.gpu)?;
-            let (max_gen, max_width) = (gpu.pcie.gen_max?, gpu.pcie.width_max?);
-            let (got_gen, got_width) = (seen.pcie_gen_max_seen?, seen.pcie_width_max_seen?);
-            (got_gen < max_gen || got_width < max_width).then(|| {
-                format!(
-                    "GPU{} at Gen{got_gen} x{got_width} of Gen{max_gen} x{max_width}",
-                    seen.gpu
-                )
-            })
-        })
-        .collect();
-    (!down.is_empty()).then(|| Finding {
-        cause: Cause::LinkTrainedDown,
-        title: "PCIe link trained below its maximum under load".into(),
-        evidence: down.join("; "),
-        meaning: "the link negotiated a lower speed or fewer lanes than GPU and slot support, so \
-                  every host and PCIe peer transfer of that GPU is capped"
-            .into(),
-        action: "reseat the card, check the slot's wiring (an x16 slot may be wired x8) and riser \
-                 cables, and the firmware's PCIe speed setting; `lspci -vv` shows LnkSta against \
-                 LnkCap"
-            .into(),
-    })
-}
-
+/// Clocks below their maximum under load with no throttle reason (throttling is a cause of its
+/// own in the verdict): locked clocks or application clocks set low.
 fn clocks_low(report: &Report) -> Option<Finding> {
     let low: Vec<String> = report
         .telemetry
         .iter()
-        .filter(|s| {
-            s.throttle_reasons_mask.is_throttling()
-                || s.sm_clock_min_share_under_load
-                    .is_some_and(|c| c < LOW_CLOCK_SHARE)
-        })
-        .map(|s| {
-            let clock = s
+        .filter(|s| !s.throttle_reasons_mask.is_throttling())
+        .filter_map(|s| {
+            let share = s
                 .sm_clock_min_share_under_load
-                .map_or_else(String::new, |c| {
-                    format!(", SM clock down to {:.0}% of max", c * 100.0)
-                });
-            let reasons = s
-                .throttle_reasons
-                .iter()
-                .filter(|r| *r != "idle")
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("GPU{} (reasons: {reasons}{clock})", s.gpu)
+                .filter(|c| *c < LOW_CLOCK_SHARE)?;
+            Some(format!(
+                "GPU{} (SM clock down to {:.0}% of max)",
+                s.gpu,
+                share * 100.0
+            ))
         })
         .collect();
     (!low.is_empty()).then(|| Finding {
-        cause: Cause::ClocksHeldLow,
-        title: "clocks held low during the run".into(),
+        condition: Condition::ClocksHeldLow,
+        title: "clocks held low under load without a throttle reason".into(),
         evidence: low.join("; "),
-        meaning: "SM copies (and everything else the GPU computes) slow with the clock; thermal \
-                  reasons mean the card is too hot, power-cap means its power limit is reached"
+        meaning: "SM copies (and everything else the GPU computes) slow with the clock; with no \
+                  thermal or power reason, the clocks are locked or set low on purpose"
             .into(),
-        action: "improve airflow (a bridge or a neighbour can block the intake), check fans and \
-                 `nvidia-smi -q -d PERFORMANCE,POWER,TEMPERATURE`; restore the default power \
-                 limit with `nvidia-smi -pl`"
+        action: "check `nvidia-smi -q -d CLOCK` for locked or application clocks and reset them \
+                 with `nvidia-smi -rgc` and `nvidia-smi -rac`"
             .into(),
     })
 }

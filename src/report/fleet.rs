@@ -1,15 +1,16 @@
 //! `p2ptop fleet FILES…`: many nodes' JSON reports in one table, one row per node, with the
 //! nodes that fall behind their peers flagged.
 //!
-//! A node's figure is its worst cell's efficiency (the lowest measured share of line rate over
-//! its cells; failed and corrupted cells have none). The worst link is what a collective waits
-//! for, so a node with one slow link is an outlier even when its median looks fine. Nodes are
-//! compared only with nodes of the same shape (GPU model, count and `topo -m` matrix): an outlier
-//! sits below [`OUTLIER_SHARE`] × the median figure of its shape.
+//! A node's figure is its worst cell's efficiency (the lowest measured share of the built line
+//! rate over its cells; failed and corrupted cells have none). The worst link is what a
+//! collective waits for, so a node with one slow link is an outlier even when its median looks
+//! fine. Nodes are compared only with nodes of the same shape (GPU model, count and `topo -m`
+//! matrix as built): an outlier sits below [`OUTLIER_SHARE`] × the median figure of its shape.
 
 use super::input::{InputError, read_report};
 use super::run::{CellReport, Report};
 use super::verdict::{Floors, Level, judge};
+use crate::model::capacity;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write};
 use std::path::Path;
@@ -109,16 +110,26 @@ fn row(report: &Report, floors: &Floors) -> NodeRow {
     }
 }
 
-/// GPU models and count, and the link matrix: nodes are comparable only when these agree.
+/// GPU models and count, and the link matrix as built: nodes are comparable only when these
+/// agree. A node with an NVLink down keeps its shape, so it is compared with its peers (and
+/// flagged) rather than put in a shape of its own.
 fn shape(report: &Report) -> String {
-    let gpus = &report.machine.topology.gpus;
+    let topology = &report.machine.topology;
+    let gpus = &topology.gpus;
     let mut models: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
     models.dedup();
-    let links: Vec<String> = report
-        .machine
-        .link_matrix
+    let links: Vec<String> = gpus
         .iter()
-        .map(|row| row.join(" "))
+        .map(|row| {
+            let built: Vec<String> = gpus
+                .iter()
+                .map(|col| {
+                    capacity::built_link(topology, row.index, col.index)
+                        .map_or_else(|| "?".to_owned(), |l| l.to_string())
+                })
+                .collect();
+            built.join(" ")
+        })
         .collect();
     format!(
         "{}x {} [{}]",

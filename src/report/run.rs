@@ -4,14 +4,17 @@
 //! types, so the file format changes only on purpose (bump [`SCHEMA`]). Numbers are numbers and
 //! units are in the key names.
 
+use super::nvbandwidth;
 use super::seen::{GpuSeen, TelemetrySeen};
 use crate::app::board::{Board, Cell};
+use crate::model::capacity::{self, Capacity, Shortfall, Trained};
 use crate::model::topology::{LinkType, P2pStatus, Topology};
 use crate::probe::protocol::{DirectionSummary, Engine, FailureKind, Node, Op};
 use serde::{Deserialize, Serialize};
 
-/// The version of the report's shape.
-pub const SCHEMA: u32 = 1;
+/// The version of the report's shape. 2: cells judged against what their path was built for
+/// (with the line rate now and its shortfalls), their nvbandwidth testcases, the run's duration.
+pub const SCHEMA: u32 = 2;
 
 /// How the run was started, supplied by the caller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +28,11 @@ pub struct RunInfo {
     pub engines: Vec<Engine>,
     /// False when the run was interrupted (Ctrl-C) before every measurement finished.
     pub complete: bool,
+    /// Wall-clock seconds the measuring took.
+    pub elapsed_s: f64,
+    /// On a simulated machine, the seconds the run took on the simulated machine's clock (what
+    /// the same run would take on the hardware); null on hardware.
+    pub simulated_s: Option<f64>,
 }
 
 /// The machine as NVML described it, plus `nvidia-smi topo -m`'s matrix.
@@ -58,10 +66,17 @@ pub struct CellReport {
     /// One direction's median, or for bidir the sum of both directions' medians.
     pub gbps: Option<f64>,
     pub directions: Vec<DirectionSummary>,
-    /// The theoretical per-direction bandwidth of the path.
+    /// The theoretical per-direction bandwidth of the path as it was built (every NVLink up,
+    /// PCIe at its maximum): what the cell is judged against.
     pub line_rate_gbps: Option<f64>,
     pub line_rate_basis: Option<String>,
-    /// `gbps` over the line rate (for bidir: over twice the line rate).
+    /// The same for the path as it is now (links down, PCIe trained down); equal to the built
+    /// figure when nothing is missing.
+    pub line_rate_now_gbps: Option<f64>,
+    pub line_rate_now_basis: Option<String>,
+    /// What the path lacks against what it was built for.
+    pub shortfalls: Vec<Shortfall>,
+    /// `gbps` over the built line rate (for bidir: over twice the line rate).
     pub efficiency: Option<f64>,
     pub samples: Option<u32>,
     pub mismatched_bytes: Option<u64>,
@@ -69,6 +84,8 @@ pub struct CellReport {
     /// A GPU of the pair was throttling when the result came in.
     pub throttled: bool,
     pub failure: Option<FailureReport>,
+    /// The nvbandwidth testcases this cell matches, and which figure compares with theirs.
+    pub nvbandwidth: Vec<nvbandwidth::Match>,
 }
 
 impl CellReport {
@@ -79,14 +96,13 @@ impl CellReport {
 
     /// `GPU0 → GPU1 write sm`.
     pub fn label(&self) -> String {
-        format!(
-            "{} → {} {} {}",
-            self.src,
-            self.dst,
-            self.op.name(),
-            self.engine.name()
-        )
+        cell_label(self.src, self.dst, self.op, self.engine)
     }
+}
+
+/// `GPU0 → GPU1 write sm`: how a cell is named in every report.
+pub fn cell_label(src: Node, dst: Node, op: Op, engine: Engine) -> String {
+    format!("{src} → {dst} {} {}", op.name(), engine.name())
 }
 
 /// A pointer-chase result.
@@ -128,7 +144,7 @@ impl Report {
                 .cells
                 .iter()
                 .map(|(key, cell)| {
-                    cell_report(topology, key.src, key.dst, key.op, key.engine, cell)
+                    cell_report(topology, seen, key.src, key.dst, key.op, key.engine, cell)
                 })
                 .collect(),
             latency: board
@@ -152,6 +168,27 @@ impl Report {
         nodes.sort();
         nodes.dedup();
         nodes
+    }
+
+    /// What the path from `src` to `dst` was built for and carries now, by the PCIe links the
+    /// run saw.
+    pub fn capacity(&self, src: Node, dst: Node) -> Option<Capacity> {
+        capacity::of_path(&self.machine.topology, src, dst, &|g| {
+            trained(&self.telemetry, g)
+        })
+    }
+
+    /// How many (src, dst) pairs have a figure or a failure, latency included.
+    pub fn pairs_measured(&self) -> usize {
+        let mut pairs: Vec<(Node, Node)> = self
+            .cells
+            .iter()
+            .map(|c| (c.src, c.dst))
+            .chain(self.latency.iter().map(|l| (l.src, l.dst)))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs.len()
     }
 
     pub fn cell(&self, src: Node, dst: Node, op: Op, engine: Engine) -> Option<&CellReport> {
@@ -179,33 +216,47 @@ impl Report {
     }
 }
 
+/// The PCIe generation and width a GPU's link reached during the run (it trains down when idle).
+pub fn trained(telemetry: &[GpuSeen], gpu: u32) -> Option<Trained> {
+    let s = telemetry.iter().find(|s| s.gpu == gpu)?;
+    Some(Trained {
+        generation: s.pcie_gen_max_seen?,
+        width: s.pcie_width_max_seen?,
+    })
+}
+
 fn cell_report(
     topology: &Topology,
+    seen: &TelemetrySeen,
     src: Node,
     dst: Node,
     op: Op,
     engine: Engine,
     cell: &Cell,
 ) -> CellReport {
-    let line_rate = topology.line_rate(src, dst);
+    let capacity = capacity::of_path(topology, src, dst, &|g| trained(&seen.gpus, g));
     let measured = cell.last.as_ref();
     let gbps = measured.map(|m| m.total_gbps);
     let per_direction_count = if op == Op::Bidir { 2.0 } else { 1.0 };
-    let efficiency = match (gbps, &line_rate) {
-        (Some(g), Some(rate)) if rate.gbps > 0.0 => Some(g / (rate.gbps * per_direction_count)),
+    let efficiency = match (gbps, &capacity) {
+        (Some(g), Some(c)) if c.built.gbps > 0.0 => Some(g / (c.built.gbps * per_direction_count)),
         _ => None,
     };
+    let p2p = p2p_for(topology, src, dst, op);
     CellReport {
         src,
         dst,
         op,
         engine,
         link: gpu_pair(src, dst).and_then(|(a, b)| topology.link(a, b)),
-        p2p: p2p_for(topology, src, dst, op),
+        p2p,
         gbps,
         directions: measured.map(|m| m.directions.clone()).unwrap_or_default(),
-        line_rate_gbps: line_rate.as_ref().map(|r| r.gbps),
-        line_rate_basis: line_rate.map(|r| r.basis),
+        line_rate_gbps: capacity.as_ref().map(|c| c.built.gbps),
+        line_rate_basis: capacity.as_ref().map(|c| c.built.basis.clone()),
+        line_rate_now_gbps: capacity.as_ref().map(|c| c.now.gbps),
+        line_rate_now_basis: capacity.as_ref().map(|c| c.now.basis.clone()),
+        shortfalls: capacity.map(|c| c.shortfalls).unwrap_or_default(),
         efficiency,
         samples: measured.map(|m| m.samples),
         mismatched_bytes: measured.map(|m| m.verification.mismatched_bytes),
@@ -216,6 +267,7 @@ fn cell_report(
             message: f.message.clone(),
             cuda_error: f.cuda_error,
         }),
+        nvbandwidth: nvbandwidth::matches(src, dst, op, engine, p2p.is_none_or(P2pStatus::is_ok)),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct GpuSeen {
     pub pcie_width_max_seen: Option<u32>,
     /// The lowest SM clock as a share of its maximum in a frame where the GPU was not idle.
     pub sm_clock_min_share_under_load: Option<f64>,
+    /// The lowest fan duty in a frame where the GPU was not idle (a fan at 0% under load has
+    /// stopped or is held off).
+    pub fan_percent_min_under_load: Option<u32>,
     /// The lowest power limit reported.
     pub power_limit_min_w: Option<f64>,
     /// Error counters at the last frame (they count from the sampler's start).
@@ -51,6 +54,12 @@ impl GpuSeen {
             let share = f64::from(now) / f64::from(max);
             self.sm_clock_min_share_under_load =
                 min_f64(self.sm_clock_min_share_under_load, Some(share));
+        }
+        if let (false, Some(fan)) = (idle, t.fan_percent) {
+            self.fan_percent_min_under_load = Some(
+                self.fan_percent_min_under_load
+                    .map_or(fan, |least| least.min(fan)),
+            );
         }
         self.power_limit_min_w = min_f64(self.power_limit_min_w, t.power_limit_w);
         self.errors = t.errors;
@@ -97,6 +106,12 @@ impl TelemetrySeen {
         }
     }
 
+    /// How long telemetry ran: the latest frame's time since the sampler started (on a simulated
+    /// machine, its own clock).
+    pub fn seconds(&self) -> f64 {
+        self.gpus.iter().map(|g| g.seconds).fold(0.0, f64::max)
+    }
+
     pub fn add(&mut self, frame: &TelemetryFrame) {
         for t in &frame.gpus {
             let index = match self.gpus.binary_search_by_key(&t.gpu, |g| g.gpu) {
@@ -130,6 +145,12 @@ mod tests {
                 pcie_width: Some(16),
                 sm_clock_mhz: Some(1000),
                 sm_clock_max_mhz: Some(2000),
+                // Zero-RPM fans stop while idle.
+                fan_percent: Some(if reasons & ThrottleReasons::GPU_IDLE != 0 {
+                    0
+                } else {
+                    30 + generation
+                }),
                 errors: ErrorDeltas {
                     pcie_replay: Some(at_ms / 1000),
                     ..ErrorDeltas::default()
@@ -157,6 +178,12 @@ mod tests {
         assert_eq!(g.errors.pcie_replay, Some(3));
         assert_eq!(g.seconds, 3.0);
         assert_eq!(g.sm_clock_min_share_under_load, Some(0.5));
+        assert_eq!(
+            g.fan_percent_min_under_load,
+            Some(31),
+            "the idle frame's fan is left out"
+        );
+        assert_eq!(seen.seconds(), 3.0);
         // GPU0 was idle in its only frame: its clock says nothing about load.
         assert_eq!(seen.gpus[0].sm_clock_min_share_under_load, None);
     }

@@ -189,8 +189,11 @@ fn gpu_heading(gpu: &Gpu) -> String {
 fn gpu_facts(gpu: &Gpu) -> String {
     let mib = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| format!("{v} MiB"));
     let watts = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v} W"));
+    let below_default = gpu
+        .power_limit_below_default(None)
+        .map_or_else(String::new, |(_, d)| format!(" (below the default {d} W)"));
     format!(
-        "{}  memory {}  BAR1 {}  power limit {}",
+        "{}  memory {}  BAR1 {}  power limit {}{below_default}",
         gpu.architecture.as_deref().unwrap_or("n/a"),
         mib(gpu.memory_mib),
         mib(gpu.bar1_mib),

@@ -1,5 +1,7 @@
 //! What the measured links mean for training: how fast a ring all-reduce over the measured GPUs
-//! could synchronize gradients, next to the same at full line rate.
+//! could synchronize gradients, next to the same at the full line rate of the links as they were
+//! built (every NVLink up, PCIe at its maximum: `model::capacity`), so a link that is down shows
+//! as the gap it is.
 //!
 //! The estimate follows nccl-tests' bus-bandwidth convention. In a ring all-reduce of `S` bytes
 //! over `n` GPUs each GPU sends and receives `2(n−1)/n × S` bytes (a reduce-scatter then an
@@ -33,7 +35,7 @@ pub struct Hop {
     pub src: u32,
     pub dst: u32,
     pub gbps: f64,
-    /// e.g. "write sm"; "line rate" for the line-rate ring.
+    /// e.g. "write sm"; "built for" for the ring at the links' built line rate.
     pub basis: String,
 }
 
@@ -51,14 +53,15 @@ pub struct SyncTime {
     pub bytes: u64,
     pub label: String,
     pub seconds: f64,
-    pub seconds_at_line_rate: Option<f64>,
+    pub seconds_as_built: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     pub gpus: Vec<u32>,
     pub measured: Ring,
-    pub line_rate: Option<Ring>,
+    /// The best ring at the built line rate of every link.
+    pub built_for: Option<Ring>,
     pub syncs: Vec<SyncTime>,
 }
 
@@ -83,12 +86,9 @@ pub fn estimate(report: &Report) -> Option<Estimate> {
         return None;
     }
     let measured = best_ring(&gpus, &|a, b| measured_hop(report, a, b))?;
-    let line_rate = best_ring(&gpus, &|a, b| {
-        let rate = report
-            .machine
-            .topology
-            .line_rate(Node::Gpu(a), Node::Gpu(b))?;
-        Some((rate.gbps, "line rate".to_owned()))
+    let built_for = best_ring(&gpus, &|a, b| {
+        let capacity = report.capacity(Node::Gpu(a), Node::Gpu(b))?;
+        Some((capacity.built.gbps, "built for".to_owned()))
     });
     let syncs = SIZES
         .iter()
@@ -96,7 +96,7 @@ pub fn estimate(report: &Report) -> Option<Estimate> {
             bytes,
             label: label.to_owned(),
             seconds: allreduce_seconds(bytes, gpus.len(), measured.busbw_gbps),
-            seconds_at_line_rate: line_rate
+            seconds_as_built: built_for
                 .as_ref()
                 .map(|r| allreduce_seconds(bytes, gpus.len(), r.busbw_gbps)),
         })
@@ -104,7 +104,7 @@ pub fn estimate(report: &Report) -> Option<Estimate> {
     Some(Estimate {
         gpus,
         measured,
-        line_rate,
+        built_for,
         syncs,
     })
 }

@@ -1,16 +1,22 @@
 //! Verdicts for `p2ptop check`: per measured cell, per GPU and overall, each non-pass with a
-//! reason a user can act on.
+//! reason a user can act on, and the root causes those reasons group under.
 //!
 //! A cell fails when it hung or errored, when any sample's data came back wrong, or when its
-//! bandwidth is below a floor (a share of the line rate, or of a baseline report's figure). A GPU
-//! fails when its PCIe link ran below its maximum under load, an NVLink is down, or its error
-//! counters passed DCGM's limits. Throttling and an active power cap are warnings: they explain
-//! low numbers but do not by themselves mean broken hardware.
+//! bandwidth is below a floor (a share of what its path was built for, or of a baseline report's
+//! figure). A GPU fails when its PCIe link ran below its maximum under load, an NVLink is down,
+//! or its error counters passed DCGM's limits. Throttling, an active power cap and a power limit
+//! below the board's default are warnings: they explain low numbers but do not by themselves
+//! mean broken hardware.
+//!
+//! Every reason says what it is about ([`Why`]), so [`super::cause`] can list the findings that
+//! follow from one cause under it instead of beside it.
 
-use super::run::{CellReport, Report};
+use super::cause::{self, Cause};
+use super::run::{CellReport, Report, cell_label};
 use super::seen::GpuSeen;
 use crate::exit;
-use crate::model::topology::{Gpu, LinkType, P2pStatus};
+use crate::model::capacity;
+use crate::model::topology::{Gpu, LinkType, NvLinkRemote, P2pStatus, Topology};
 use crate::probe::protocol::{DirectionSummary, Engine, FailureKind, Node, Op};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +39,8 @@ impl Level {
     }
 }
 
-/// The least share of the line rate each kind of path must reach, per direction.
+/// The least share of the line rate as built (`model::capacity`) each kind of path must reach, per
+/// direction.
 ///
 /// Where the figures come from (REFERENCE.md, "What real machines reach"): copy engines carry
 /// 0.83–0.9 of an NVLink's line rate (HGX H100 371–377 of 450, A100 265–275 of 300) and SM kernels
@@ -130,8 +137,68 @@ impl Floors {
     }
 }
 
+/// What a reason is about, for grouping reasons under their cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum Why {
+    /// Some sample's data arrived wrong.
+    Corrupted,
+    /// The cell hung, crashed the probe, or was left out after its pair did.
+    Hung,
+    /// A driver error, a refusal or no trustworthy sample.
+    MeasurementError,
+    /// Joined by NVLink but without peer access.
+    NoPeerAccessOnNvlink,
+    /// Not measured for want of peer access where the link type allows that: a fact, a pass.
+    NotMeasured,
+    /// Below its floor against the line rate as built; `passes_now` when it would pass against
+    /// the path as it is now (so what the path lacks explains it).
+    BelowFloor {
+        passes_now: bool,
+    },
+    BelowBaseline,
+    /// Measured while a GPU of the pair throttled.
+    MeasuredThrottling,
+    /// An NVLink of the GPU is down; `peer` is the GPU at its far end when it is a direct link.
+    NvlinkDown {
+        link: u32,
+        peer: Option<u32>,
+    },
+    PcieTrainedDown,
+    ErrorCounters,
+    /// Thermal slowdown or a power brake held clocks down.
+    Throttled,
+    PowerCapHeldClocks,
+    PowerLimitBelowDefault,
+    Interrupted,
+    ProbeTrouble,
+}
+
+/// One reason for a level, and what it is about.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reason {
+    pub level: Level,
+    #[serde(flatten)]
+    pub why: Why,
+    pub text: String,
+}
+
+impl Reason {
+    fn new(level: Level, why: Why, text: impl Into<String>) -> Reason {
+        Reason {
+            level,
+            why,
+            text: text.into(),
+        }
+    }
+}
+
+fn worst(reasons: &[Reason]) -> Level {
+    reasons.iter().map(|r| r.level).max().unwrap_or(Level::Pass)
+}
+
 /// One measured cell's verdict.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CellVerdict {
     pub src: Node,
     pub dst: Node,
@@ -139,24 +206,33 @@ pub struct CellVerdict {
     pub engine: Engine,
     pub level: Level,
     /// Why it is not a pass; for a pair that cannot do peer access, why it was not measured.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+impl CellVerdict {
+    /// `GPU0 → GPU1 write sm`.
+    pub fn label(&self) -> String {
+        cell_label(self.src, self.dst, self.op, self.engine)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GpuVerdict {
     pub gpu: u32,
     pub level: Level,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The verdict: overall, the root causes worst first (each with the findings that follow from
+/// it), then every cell's, GPU's and the run's own reasons.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     pub overall: Level,
+    pub causes: Vec<Cause>,
     pub cells: Vec<CellVerdict>,
     pub gpus: Vec<GpuVerdict>,
     /// About the run as a whole (interrupted, probe trouble).
-    pub run: Vec<String>,
-    pub run_level: Level,
+    pub run: Vec<Reason>,
 }
 
 impl Verdict {
@@ -166,35 +242,6 @@ impl Verdict {
             Level::Pass | Level::Warn => exit::OK,
             Level::Fail => exit::CHECK_FAILED,
         }
-    }
-
-    /// Every non-pass reason with its subject, worst first: `FAIL GPU0 → GPU1 write sm: …`.
-    pub fn lines(&self) -> Vec<(Level, String)> {
-        let mut lines: Vec<(Level, String)> = Vec::new();
-        for c in self.cells.iter().filter(|c| c.level > Level::Pass) {
-            let subject = format!("{} → {} {} {}", c.src, c.dst, c.op.name(), c.engine.name());
-            lines.extend(
-                c.reasons
-                    .iter()
-                    .map(|r| (c.level, format!("{subject}: {r}"))),
-            );
-        }
-        for g in self.gpus.iter().filter(|g| g.level > Level::Pass) {
-            lines.extend(
-                g.reasons
-                    .iter()
-                    .map(|r| (g.level, format!("GPU{}: {r}", g.gpu))),
-            );
-        }
-        if self.run_level > Level::Pass {
-            lines.extend(
-                self.run
-                    .iter()
-                    .map(|r| (self.run_level, format!("run: {r}"))),
-            );
-        }
-        lines.sort_by_key(|line| std::cmp::Reverse(line.0));
-        lines
     }
 
     /// How many cells failed.
@@ -211,37 +258,45 @@ pub fn judge(report: &Report, floors: &Floors, baseline: Option<&Report>) -> Ver
         .filter(|c| c.op != Op::Latency || c.failure.is_some())
         .map(|c| judge_cell(c, floors, baseline))
         .collect();
-    let gpus: Vec<GpuVerdict> = report
-        .machine
-        .topology
+    let topology = &report.machine.topology;
+    let gpus: Vec<GpuVerdict> = topology
         .gpus
         .iter()
         .filter(|g| report.nodes().contains(&Node::Gpu(g.index)))
-        .map(|g| judge_gpu(g, report.telemetry.iter().find(|t| t.gpu == g.index)))
+        .map(|g| {
+            let seen = report.telemetry.iter().find(|t| t.gpu == g.index);
+            let reasons = judge_gpu(topology, g, seen);
+            GpuVerdict {
+                gpu: g.index,
+                level: worst(&reasons),
+                reasons,
+            }
+        })
         .collect();
-    let (run_level, run) = judge_run(report);
+    let run = judge_run(report);
     let overall = cells
         .iter()
         .map(|c| c.level)
         .chain(gpus.iter().map(|g| g.level))
-        .chain([run_level])
+        .chain([worst(&run)])
         .max()
         .unwrap_or(Level::Pass);
     Verdict {
         overall,
+        causes: cause::group(report, &cells, &gpus, &run),
         cells,
         gpus,
         run,
-        run_level,
     }
 }
 
 fn judge_cell(cell: &CellReport, floors: &Floors, baseline: Option<&Report>) -> CellVerdict {
-    let mut findings: Vec<(Level, String)> = Vec::new();
+    let mut reasons: Vec<Reason> = Vec::new();
     let no_p2p = cell.p2p.filter(|p| !p.is_ok());
     if let (Some(LinkType::NvLink(n)), Some(status)) = (cell.link, no_p2p) {
-        findings.push((
+        reasons.push(Reason::new(
             Level::Fail,
+            Why::NoPeerAccessOnNvlink,
             format!(
                 "joined by {n} NVLink(s) but peer access is {}; NVLink pairs must have it. {}",
                 status.code(),
@@ -250,7 +305,7 @@ fn judge_cell(cell: &CellReport, floors: &Floors, baseline: Option<&Report>) -> 
         ));
     }
     if let Some(f) = &cell.failure {
-        findings.push(judge_failure(
+        reasons.push(judge_failure(
             cell,
             f.kind,
             &f.message,
@@ -262,32 +317,33 @@ fn judge_cell(cell: &CellReport, floors: &Floors, baseline: Option<&Report>) -> 
         let at = cell
             .first_bad_offset
             .map_or_else(String::new, |o| format!(", first at byte offset {o}"));
-        findings.push((
+        reasons.push(Reason::new(
             Level::Fail,
-            format!("data corrupted: {bad} byte(s) arrived wrong{at}; this path cannot be trusted"),
+            Why::Corrupted,
+            format!("data corrupted: {bad} byte(s) arrived wrong{at}"),
         ));
     }
     if cell.gbps.is_some() {
         let baseline_cell = baseline.and_then(|b| b.cell(cell.src, cell.dst, cell.op, cell.engine));
         match baseline_cell.and_then(|b| b.gbps) {
-            Some(before) => findings.extend(against_baseline(cell, before)),
-            None => findings.extend(against_floors(cell, floors)),
+            Some(before) => reasons.extend(against_baseline(cell, before)),
+            None => reasons.extend(against_floors(cell, floors)),
         }
     }
     if cell.throttled {
-        findings.push((
+        reasons.push(Reason::new(
             Level::Warn,
-            "measured while a GPU of the pair was throttling; the figure may be low".into(),
+            Why::MeasuredThrottling,
+            "measured while a GPU of the pair was throttling; the figure may be low",
         ));
     }
-    let level = findings.iter().map(|f| f.0).max().unwrap_or(Level::Pass);
     CellVerdict {
         src: cell.src,
         dst: cell.dst,
         op: cell.op,
         engine: cell.engine,
-        level,
-        reasons: findings.into_iter().map(|f| f.1).collect(),
+        level: worst(&reasons),
+        reasons,
     }
 }
 
@@ -299,57 +355,83 @@ fn judge_failure(
     message: &str,
     cuda_error: Option<i32>,
     no_p2p: Option<P2pStatus>,
-) -> (Level, String) {
+) -> Reason {
     let code = cuda_error.map_or_else(String::new, |c| format!(" (CUDA error {c})"));
-    match (kind, no_p2p) {
-        (FailureKind::Unsupported, Some(status)) => (
-            if cell.link.is_some_and(LinkType::is_nvlink) {
+    let (level, why, text) = match (kind, no_p2p) {
+        (FailureKind::Unsupported, Some(status)) => {
+            let level = if cell.link.is_some_and(LinkType::is_nvlink) {
                 Level::Fail
             } else {
                 Level::Pass
-            },
-            format!("not measured: {}", status.sentence()),
+            };
+            (
+                level,
+                Why::NotMeasured,
+                format!("not measured: {}", status.sentence()),
+            )
+        }
+        (FailureKind::Hung, _) => (Level::Fail, Why::Hung, format!("hung: {message}")),
+        (FailureKind::Crashed, _) => (
+            Level::Fail,
+            Why::Hung,
+            format!("the probe crashed: {message}"),
         ),
-        (FailureKind::Hung, _) => (Level::Fail, format!("hung: {message}")),
-        (FailureKind::Crashed, _) => (Level::Fail, format!("the probe crashed: {message}")),
         // Left out after the pair hung or crashed the probe: as broken as the first failure.
-        (FailureKind::Skipped, _) => (Level::Fail, message.to_owned()),
+        (FailureKind::Skipped, _) => (Level::Fail, Why::Hung, message.to_owned()),
         (FailureKind::GateTimeout, _) => (
             Level::Fail,
+            Why::MeasurementError,
             format!("no trustworthy sample (every start gate timed out): {message}"),
         ),
-        (FailureKind::Driver, _) => (Level::Fail, format!("driver error{code}: {message}")),
+        (FailureKind::Driver, _) => (
+            Level::Fail,
+            Why::MeasurementError,
+            format!("driver error{code}: {message}"),
+        ),
         (FailureKind::Unsupported, None) => (
             Level::Fail,
+            Why::MeasurementError,
             format!("refused although peer access is reported OK{code}: {message}"),
         ),
-        (FailureKind::Invalid, _) => (Level::Fail, format!("invalid request: {message}")),
-    }
+        (FailureKind::Invalid, _) => (
+            Level::Fail,
+            Why::MeasurementError,
+            format!("invalid request: {message}"),
+        ),
+    };
+    Reason::new(level, why, text)
 }
 
-fn against_floors(cell: &CellReport, floors: &Floors) -> Vec<(Level, String)> {
-    let Some(line) = cell.line_rate_gbps.filter(|l| *l > 0.0) else {
+/// Each direction against its floor, as a share of what the path was built for.
+fn against_floors(cell: &CellReport, floors: &Floors) -> Vec<Reason> {
+    let Some(built) = cell.line_rate_gbps.filter(|l| *l > 0.0) else {
         return Vec::new();
     };
+    let basis = cell
+        .line_rate_basis
+        .as_deref()
+        .map_or_else(String::new, |b| format!(" ({b})"));
+    let now_gbps = cell
+        .line_rate_now_gbps
+        .filter(|_| !cell.shortfalls.is_empty());
+    let now = now_gbps.map_or_else(String::new, |n| format!(", {n:.1} GB/s now"));
     cell.directions
         .iter()
         .filter_map(|d| {
             let (floor, rule) = floors.for_direction(cell, d);
-            let share = d.median_gbps / line;
+            let share = d.median_gbps / built;
+            let passes_now = now_gbps.is_some_and(|n| d.median_gbps >= floor * n);
             (share < floor).then(|| {
-                (
+                Reason::new(
                     Level::Fail,
+                    Why::BelowFloor { passes_now },
                     format!(
-                        "{} → {} at {:.1} GB/s is {:.0}% of the {:.1} GB/s line rate{}; the {rule} \
-                         is {:.0}%",
+                        "{} → {} at {:.1} GB/s is {:.0}% of the {built:.1} GB/s it was built \
+                         for{basis}{now}; the {rule} is {:.0}%",
                         d.src,
                         d.dst,
                         d.median_gbps,
                         share * 100.0,
-                        line,
-                        cell.line_rate_basis
-                            .as_deref()
-                            .map_or_else(String::new, |b| format!(" ({b})")),
                         floor * 100.0
                     ),
                 )
@@ -358,11 +440,12 @@ fn against_floors(cell: &CellReport, floors: &Floors) -> Vec<(Level, String)> {
         .collect()
 }
 
-fn against_baseline(cell: &CellReport, before: f64) -> Option<(Level, String)> {
+fn against_baseline(cell: &CellReport, before: f64) -> Option<Reason> {
     let now = cell.gbps?;
     (now < BASELINE_SHARE * before).then(|| {
-        (
+        Reason::new(
             Level::Fail,
+            Why::BelowBaseline,
             format!(
                 "{now:.1} GB/s is {:.0}% of the baseline's {before:.1} GB/s; at least {:.0}% is \
                  needed",
@@ -373,104 +456,141 @@ fn against_baseline(cell: &CellReport, before: f64) -> Option<(Level, String)> {
     })
 }
 
-fn judge_gpu(gpu: &Gpu, seen: Option<&GpuSeen>) -> GpuVerdict {
-    let mut findings: Vec<(Level, String)> = Vec::new();
-    for link in gpu.nvlinks.iter().filter(|l| !l.active) {
-        findings.push((Level::Fail, format!("NVLink {} is down", link.link)));
-    }
-    if let Some(seen) = seen {
-        findings.extend(pcie_under_load(gpu, seen));
-        findings.extend(error_counters(seen));
-        if seen.throttled() {
-            findings.push((
-                Level::Warn,
-                format!(
-                    "throttled during the run (reasons seen: {}; hottest {})",
-                    seen.throttle_reasons.join(", "),
-                    seen.max_temp_c
-                        .map_or_else(|| "n/a".to_owned(), |t| format!("{t:.0} °C"))
-                ),
-            ));
+fn judge_gpu(topology: &Topology, gpu: &Gpu, seen: Option<&GpuSeen>) -> Vec<Reason> {
+    let mut reasons: Vec<Reason> = Vec::new();
+    for (link, end) in capacity::link_ends(gpu) {
+        if link.active {
+            continue;
         }
-        if seen.power_capped() {
-            let limit = seen
-                .power_limit_min_w
-                .map_or_else(String::new, |w| format!(" at {w:.0} W"));
-            findings.push((
-                Level::Warn,
-                format!("the power cap held clocks down{limit}; check `nvidia-smi -q -d POWER`"),
-            ));
-        }
+        let peer = match end {
+            NvLinkRemote::Gpu(bus) => topology
+                .gpus
+                .iter()
+                .find(|g| g.pci_bus_id == bus)
+                .map(|g| g.index),
+            _ => None,
+        };
+        reasons.push(Reason::new(
+            Level::Fail,
+            Why::NvlinkDown {
+                link: link.link,
+                peer,
+            },
+            format!("NVLink {} is down", link.link),
+        ));
     }
-    GpuVerdict {
-        gpu: gpu.index,
-        level: findings.iter().map(|f| f.0).max().unwrap_or(Level::Pass),
-        reasons: findings.into_iter().map(|f| f.1).collect(),
+    if let Some((limit, default)) =
+        gpu.power_limit_below_default(seen.and_then(|s| s.power_limit_min_w))
+    {
+        reasons.push(Reason::new(
+            Level::Warn,
+            Why::PowerLimitBelowDefault,
+            format!("power limit {limit:.0} W, below the board's default {default:.0} W"),
+        ));
     }
+    let Some(seen) = seen else {
+        return reasons;
+    };
+    reasons.extend(pcie_under_load(gpu, seen));
+    reasons.extend(error_counters(seen));
+    if seen.throttled() {
+        let fan = match seen.fan_percent_min_under_load {
+            Some(0) => "; its fan read 0% under load",
+            _ => "",
+        };
+        reasons.push(Reason::new(
+            Level::Warn,
+            Why::Throttled,
+            format!(
+                "throttled during the run (reasons seen: {}; hottest {}{fan})",
+                seen.throttle_reasons.join(", "),
+                seen.max_temp_c
+                    .map_or_else(|| "n/a".to_owned(), |t| format!("{t:.0} °C"))
+            ),
+        ));
+    }
+    if seen.power_capped() {
+        let limit = seen
+            .power_limit_min_w
+            .map_or_else(String::new, |w| format!(" at {w:.0} W"));
+        reasons.push(Reason::new(
+            Level::Warn,
+            Why::PowerCapHeldClocks,
+            format!("the power cap held clocks down{limit}"),
+        ));
+    }
+    reasons
 }
 
 /// The link's best generation and width during the run against its maximum. Idle links train
 /// down, so only the best seen while copies ran says whether the link can reach its maximum.
-fn pcie_under_load(gpu: &Gpu, seen: &GpuSeen) -> Option<(Level, String)> {
-    let (max_gen, max_width) = (gpu.pcie.gen_max?, gpu.pcie.width_max?);
-    let (got_gen, got_width) = (seen.pcie_gen_max_seen?, seen.pcie_width_max_seen?);
-    (got_gen < max_gen || got_width < max_width).then(|| {
-        (
+fn pcie_under_load(gpu: &Gpu, seen: &GpuSeen) -> Option<Reason> {
+    let trained = capacity::Trained {
+        generation: seen.pcie_gen_max_seen?,
+        width: seen.pcie_width_max_seen?,
+    };
+    match capacity::pcie_shortfall(gpu, Some(trained))? {
+        capacity::Shortfall::Pcie {
+            generation,
+            width,
+            generation_max,
+            width_max,
+            ..
+        } => Some(Reason::new(
             Level::Fail,
+            Why::PcieTrainedDown,
             format!(
-                "PCIe link reached only Gen{got_gen} x{got_width} under load; it can do \
-                 Gen{max_gen} x{max_width}"
+                "PCIe link reached only Gen{generation} x{width} under load; it was built for \
+                 Gen{generation_max} x{width_max}"
             ),
-        )
-    })
+        )),
+        capacity::Shortfall::Nvlinks { .. } => None,
+    }
 }
 
-fn error_counters(seen: &GpuSeen) -> Vec<(Level, String)> {
+fn error_counters(seen: &GpuSeen) -> Vec<Reason> {
     let mut out = Vec::new();
+    let fail = |text: String| Reason::new(Level::Fail, Why::ErrorCounters, text);
     let e = &seen.errors;
     if let Some(n) = e.pcie_replay.filter(|n| *n > PCIE_REPLAY_LIMIT) {
-        out.push((
-            Level::Fail,
-            format!("{n} PCIe replays during the run (limit {PCIE_REPLAY_LIMIT}, as DCGM's)"),
-        ));
+        out.push(fail(format!(
+            "{n} PCIe replays during the run (limit {PCIE_REPLAY_LIMIT}, as DCGM's)"
+        )));
     }
     if let Some(n) = e.nvlink_crc {
         let per_s = n as f64 / seen.seconds.max(1.0);
         if per_s > NVLINK_CRC_PER_S_LIMIT {
-            out.push((
-                Level::Fail,
-                format!(
-                    "{per_s:.0} NVLink CRC errors per second (limit {NVLINK_CRC_PER_S_LIMIT:.0}, \
-                     as DCGM's)"
-                ),
-            ));
+            out.push(fail(format!(
+                "{per_s:.0} NVLink CRC errors per second (limit {NVLINK_CRC_PER_S_LIMIT:.0}, as \
+                 DCGM's)"
+            )));
         }
     }
     if let Some(n) = e.nvlink_recovery.filter(|n| *n > NVLINK_RECOVERY_LIMIT) {
-        out.push((
-            Level::Fail,
-            format!(
-                "{n} NVLink recoveries during the run (limit {NVLINK_RECOVERY_LIMIT}, as DCGM's)"
-            ),
-        ));
+        out.push(fail(format!(
+            "{n} NVLink recoveries during the run (limit {NVLINK_RECOVERY_LIMIT}, as DCGM's)"
+        )));
     }
     out
 }
 
 /// An interrupted run or probe trouble: the matrix may have holes, so say so.
-fn judge_run(report: &Report) -> (Level, Vec<String>) {
+fn judge_run(report: &Report) -> Vec<Reason> {
     let mut reasons = Vec::new();
     if !report.run.complete {
-        reasons
-            .push("interrupted before every measurement finished; the report is incomplete".into());
+        reasons.push(Reason::new(
+            Level::Warn,
+            Why::Interrupted,
+            "interrupted before every measurement finished; the report is incomplete",
+        ));
     }
-    reasons.extend(report.problems.iter().cloned());
-    let level = if reasons.is_empty() {
-        Level::Pass
-    } else {
-        Level::Warn
-    };
-    (level, reasons)
+    reasons.extend(
+        report
+            .problems
+            .iter()
+            .map(|p| Reason::new(Level::Warn, Why::ProbeTrouble, p.clone())),
+    );
+    reasons
 }
 
 #[cfg(test)]

@@ -408,6 +408,7 @@ impl Machine {
             architecture: Some(g.model.architecture.clone()),
             memory_mib: Some(g.model.memory_gib * 1024),
             power_limit_w: Some(g.power_limit_w),
+            default_power_limit_w: Some(g.model.power_limit_w),
             cpu_affinity: Some(format!("{first_cpu}-{}", first_cpu + per_socket - 1)),
             numa_node: Some(g.socket),
             pcie: PcieLink {

@@ -72,8 +72,21 @@ impl Run {
         self
     }
 
+    /// The report, with the simulated machine's clock as the run's simulated duration.
+    /// What `p2ptop check` sends: one command per pair of `nodes` with its ops and both engines.
+    pub fn as_check(&mut self, nodes: &[Node]) -> &mut Run {
+        for (pair, ops) in p2ptop::commands::measure::plan(nodes) {
+            self.measure(vec![pair], &ops, &[Engine::Sm, Engine::Ce]);
+        }
+        self
+    }
+
     pub fn report(&self) -> Report {
-        Report::build(&self.board, &self.seen, info(true))
+        let run = RunInfo {
+            simulated_s: Some(self.sim.now_s()),
+            ..info(true)
+        };
+        Report::build(&self.board, &self.seen, run)
     }
 }
 
@@ -85,6 +98,8 @@ pub fn info(complete: bool) -> RunInfo {
         samples: 5,
         engines: vec![Engine::Sm, Engine::Ce],
         complete,
+        elapsed_s: 1.5,
+        simulated_s: None,
     }
 }
 

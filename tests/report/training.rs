@@ -1,6 +1,6 @@
 //! The all-reduce estimate from measured matrices, against hand-computed figures.
 
-use crate::common::{Run, gpus};
+use crate::common::{Run, gpus, with_faults};
 use p2ptop::probe::protocol::{Node, Op};
 use p2ptop::report::training::estimate;
 
@@ -37,7 +37,7 @@ fn the_ring_takes_the_best_op_per_pair_and_avoids_a_slow_link() {
     let ten = &e.syncs[0];
     assert_eq!(ten.bytes, 10_000_000_000);
     assert!((ten.seconds - 0.05).abs() < 1e-12, "{}", ten.seconds);
-    assert!((ten.seconds_at_line_rate.unwrap() - 1.0 / 30.0).abs() < 1e-12);
+    assert!((ten.seconds_as_built.unwrap() - 1.0 / 30.0).abs() < 1e-12);
     // 140 GB: 1.5 × 140 / 300 = 0.7 s.
     assert!(
         (e.syncs[1].seconds - 0.7).abs() < 1e-12,
@@ -67,4 +67,24 @@ fn a_staged_pair_is_the_ring_on_geforce_and_one_gpu_has_no_ring() {
     assert!((e.syncs[0].seconds - 10.0 / slowest).abs() < 1e-9);
     let single = Run::preset("h100-single").sweep(&gpus(1)).report();
     assert!(estimate(&single).is_none());
+}
+
+#[test]
+fn the_estimate_as_built_counts_a_link_that_is_down() {
+    let report = Run::new(with_faults(
+        "hgx-h100",
+        "[[faults]]\nkind = \"nvlink_down\"\ngpu = 1\nlink = 0\n",
+    ))
+    .sweep(&gpus(2))
+    .report();
+    let e = estimate(&report).unwrap();
+    // NV17 now, but the ring is held against the NV18 the pair was built for.
+    let built = e.built_for.unwrap();
+    assert_eq!(built.busbw_gbps, 450.0);
+    assert!(built.hops.iter().all(|h| h.basis == "built for"));
+    assert!(
+        e.measured.busbw_gbps < 425.0 * 0.95,
+        "{}",
+        e.measured.busbw_gbps
+    );
 }

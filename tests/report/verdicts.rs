@@ -5,21 +5,36 @@ use p2ptop::exit;
 use p2ptop::model::topology::{P2pCaps, P2pStatus};
 use p2ptop::probe::protocol::{Engine, Node, Op};
 use p2ptop::report::run::Report;
-use p2ptop::report::verdict::{Floors, Level, Verdict, judge};
+use p2ptop::report::verdict::{Floors, Level, Reason, Verdict, judge};
 use p2ptop::sim::{self, PRESETS};
 
 fn check(report: &Report) -> Verdict {
     judge(report, &Floors::default(), None)
 }
 
-/// Every line of the verdict at `level`, for asserting on reasons.
+/// Every reason of the verdict at `level` with its subject, for asserting on reasons.
 fn lines_at(verdict: &Verdict, level: Level) -> Vec<String> {
-    verdict
-        .lines()
-        .into_iter()
-        .filter(|(l, _)| *l == level)
-        .map(|(_, line)| line)
-        .collect()
+    let at = |reasons: &[Reason], subject: String| -> Vec<String> {
+        reasons
+            .iter()
+            .filter(|r| r.level == level)
+            .map(|r| format!("{subject}: {}", r.text))
+            .collect()
+    };
+    let mut lines = Vec::new();
+    for c in &verdict.cells {
+        lines.extend(at(&c.reasons, c.label()));
+    }
+    for g in &verdict.gpus {
+        lines.extend(at(&g.reasons, format!("GPU{}", g.gpu)));
+    }
+    lines.extend(at(&verdict.run, "run".into()));
+    lines
+}
+
+/// The causes in one line each.
+fn causes(verdict: &Verdict) -> Vec<String> {
+    verdict.causes.iter().map(|c| c.line()).collect()
 }
 
 fn has(lines: &[String], needles: &[&str]) -> bool {
@@ -151,23 +166,51 @@ fn throttling_under_the_bridge_warns_without_failing() {
         !has(&warns, &["GPU1: throttled"]),
         "GPU1 stays cool: {warns:?}"
     );
-    assert_eq!(verdict.overall, Level::Warn, "{:?}", verdict.lines());
+    assert_eq!(verdict.overall, Level::Warn, "{:?}", causes(&verdict));
     assert_eq!(verdict.exit_code(), exit::OK);
     assert!(report.telemetry[0].max_temp_c.unwrap() >= 90.0);
 }
 
 #[test]
-fn an_nvlink_down_fails_its_gpu() {
+fn an_nvlink_down_is_one_cause_for_both_ends_and_fails_the_pair_against_what_it_was_built_for() {
     let mut run = Run::new(with_faults(
         "3090-bridge",
         "[[faults]]\nkind = \"nvlink_down\"\ngpu = 1\nlink = 2\n",
     ));
     run.measure(vec![gpu_pair(0, 1)], &[Op::Write], &[Engine::Ce]);
-    let verdict = check(&run.report());
+    let report = run.report();
+    let cell = &report.cells[0];
+    assert_eq!(cell.line_rate_gbps, Some(56.25), "built for four links");
+    assert_eq!(cell.line_rate_now_gbps, Some(42.1875));
+    let verdict = check(&report);
     assert_eq!(verdict.exit_code(), exit::CHECK_FAILED);
     let fails = lines_at(&verdict, Level::Fail);
     // A link is down at both of its ends: the bridge's link 2 of GPU1 is GPU0's link 0.
-    assert_eq!(fails, ["GPU0: NVLink 0 is down", "GPU1: NVLink 2 is down"]);
+    assert!(has(&fails, &["GPU0: NVLink 0 is down"]), "{fails:?}");
+    assert!(has(&fails, &["GPU1: NVLink 2 is down"]), "{fails:?}");
+    // Three links at CE efficiency are below the CE floor of four.
+    assert!(
+        has(
+            &fails,
+            &[
+                "GPU0 → GPU1 write ce",
+                "of the 56.2 GB/s it was built for",
+                "42.2 GB/s now"
+            ]
+        ),
+        "{fails:?}"
+    );
+    assert_eq!(
+        causes(&verdict),
+        [
+            "FAIL GPU0 ↔ GPU1: 3 of 4 NVLinks between them up (down: GPU0 link 0, GPU1 link 2) — 1 \
+          measurement(s) below their floor follow from it"
+        ]
+    );
+    assert_eq!(
+        verdict.causes[0].evidence[0].subject,
+        "GPU0 → GPU1 write ce"
+    );
 }
 
 #[test]
@@ -180,8 +223,40 @@ fn a_power_cap_warns_on_its_gpu() {
     let verdict = check(&run.report());
     let warns = lines_at(&verdict, Level::Warn);
     assert!(has(&warns, &["GPU0:", "power cap", "150 W"]), "{warns:?}");
-    assert_eq!(verdict.overall, Level::Warn, "{:?}", verdict.lines());
+    assert!(
+        has(
+            &warns,
+            &["GPU0: power limit 150 W, below the board's default 700 W"]
+        ),
+        "{warns:?}"
+    );
+    assert_eq!(verdict.causes.len(), 1, "{:?}", causes(&verdict));
+    assert!(
+        verdict.causes[0]
+            .advice
+            .contains("sudo nvidia-smi -i 0 -pl 700")
+    );
+    assert_eq!(verdict.overall, Level::Warn, "{:?}", causes(&verdict));
     assert_eq!(verdict.exit_code(), exit::OK);
+}
+
+#[test]
+fn nvml_gives_the_boards_default_power_limit_that_a_cap_is_held_against() {
+    use p2ptop::nvml::recorded::{RecordedGpu, RecordedNvml, Recording};
+    let recording = Recording {
+        gpus: vec![RecordedGpu {
+            name: Some("NVIDIA H100 80GB HBM3".into()),
+            power_limit_mw: Some(400_000),
+            default_power_limit_mw: Some(700_000),
+            ..RecordedGpu::default()
+        }],
+        ..Recording::default()
+    };
+    let nvml = RecordedNvml::new(recording);
+    let topology = p2ptop::nvml::discover::discover(&nvml, Default::default(), &[]);
+    let gpu = &topology.gpus[0];
+    assert_eq!(gpu.default_power_limit_w, Some(700.0));
+    assert_eq!(gpu.power_limit_below_default(None), Some((400.0, 700.0)));
 }
 
 #[test]
@@ -195,11 +270,11 @@ fn a_gns_pair_is_reported_but_does_not_fail() {
         .unwrap();
     assert_eq!(sm.level, Level::Pass);
     assert!(
-        sm.reasons[0].contains("not measured: GNS"),
+        sm.reasons[0].text.contains("not measured: GNS"),
         "{:?}",
         sm.reasons
     );
-    assert_eq!(verdict.overall, Level::Pass, "{:?}", verdict.lines());
+    assert_eq!(verdict.overall, Level::Pass, "{:?}", causes(&verdict));
 }
 
 #[test]
@@ -227,14 +302,14 @@ fn a_baseline_catches_a_drop_that_the_floors_allow() {
         run.measure(vec![gpu_pair(0, 1)], &[Op::Write], &[Engine::Ce]);
         run.report()
     };
-    let mut run = Run::new(with_faults(
-        "3090-bridge",
-        "[[faults]]\nkind = \"nvlink_down\"\ngpu = 1\nlink = 2\n",
-    ));
-    run.measure(vec![gpu_pair(0, 1)], &[Op::Write], &[Engine::Ce]);
-    let degraded = run.report();
+    // 15% slower: still above the CE floor, below 0.9 × the baseline.
+    let mut degraded = healthy.clone();
+    let cell = &mut degraded.cells[0];
+    cell.gbps = cell.gbps.map(|g| g * 0.85);
+    for d in &mut cell.directions {
+        d.median_gbps *= 0.85;
+    }
     let cell_level = |v: &Verdict| v.cells[0].level;
-    // Three links at full efficiency pass the floors (the GPU verdict fails for the link).
     assert_eq!(cell_level(&check(&degraded)), Level::Pass);
     let against = judge(&degraded, &Floors::default(), Some(&healthy));
     assert_eq!(cell_level(&against), Level::Fail);
@@ -244,7 +319,7 @@ fn a_baseline_catches_a_drop_that_the_floors_allow() {
             &["of the baseline's", "at least 90%"]
         ),
         "{:?}",
-        against.lines()
+        causes(&against)
     );
     assert_eq!(
         judge(&healthy, &Floors::default(), Some(&healthy)).overall,
@@ -267,7 +342,7 @@ fn raised_floors_fail_what_the_defaults_pass() {
             &["NVLink SM floor (nvlink_sm) is 95%"]
         ),
         "{:?}",
-        verdict.lines()
+        causes(&verdict)
     );
 }
 

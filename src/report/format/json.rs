@@ -1,20 +1,29 @@
-//! JSON: the report itself (what `check --baseline` and `fleet` read back), followed by the
-//! verdict, findings and estimate derived from it. Readers of a report ignore the derived keys,
-//! so a `check` output serves as a baseline too.
+//! JSON, summary first: `schema` and `simulated`, the verdict (overall, causes with their
+//! evidence, then every cell's, GPU's and the run's reasons), explanations and the estimate, then
+//! the report itself: what `check --baseline` and `fleet` read back. Readers of a report ignore
+//! the derived keys, so a `check` output serves as a baseline too.
 
 use crate::report::diagnosis::Finding;
-use crate::report::run::Report;
+use crate::report::run::{CellReport, LatencyReport, MachineReport, Report, RunInfo};
+use crate::report::seen::GpuSeen;
 use crate::report::training::Estimate;
 use crate::report::verdict::Verdict;
 use serde::Serialize;
 
+/// The report's own keys around the derived ones, in reading order.
 #[derive(Serialize)]
 struct Output<'a> {
-    #[serde(flatten)]
-    report: &'a Report,
+    schema: u32,
+    simulated: &'a Option<String>,
     verdict: &'a Verdict,
     findings: &'a [Finding],
     allreduce_estimate: Option<&'a Estimate>,
+    run: &'a RunInfo,
+    machine: &'a MachineReport,
+    cells: &'a [CellReport],
+    latency: &'a [LatencyReport],
+    telemetry: &'a [GpuSeen],
+    problems: &'a [String],
 }
 
 pub fn render(
@@ -23,11 +32,19 @@ pub fn render(
     findings: &[Finding],
     estimate: Option<&Estimate>,
 ) -> String {
+    // Every key of the report must be here to read back: the round-trip tests hold it so.
     let output = Output {
-        report,
+        schema: report.schema,
+        simulated: &report.simulated,
         verdict,
         findings,
         allreduce_estimate: estimate,
+        run: &report.run,
+        machine: &report.machine,
+        cells: &report.cells,
+        latency: &report.latency,
+        telemetry: &report.telemetry,
+        problems: &report.problems,
     };
     // Plain structs with string keys: serializing cannot fail (non-finite floats become null).
     let mut text = serde_json::to_string_pretty(&output).expect("reports always serialize");

@@ -1,13 +1,15 @@
-//! Markdown ready to paste into a ticket to a hardware provider: the machine, its topology, the
-//! matrices, verdicts with reasons, likely causes, and how it was measured, so the reader can
-//! judge the numbers without asking back.
+//! Markdown ready to paste into a ticket to a hardware provider, summary first: the verdict with
+//! its causes one line each and what to tell the provider (all within the first lines, where a
+//! reader of the ticket looks); then the evidence under each cause, explanations, the estimate
+//! and telemetry; then the machine, its topology and the matrices; and how it was measured, so
+//! the reader can judge the numbers without asking back.
 
 use super::matrix::{self, Matrix};
-use super::{method_sentence, telemetry_line};
+use super::{method_sentence, summary, telemetry_line};
 use crate::report::diagnosis::Finding;
 use crate::report::run::Report;
 use crate::report::training::Estimate;
-use crate::report::verdict::{Level, Verdict};
+use crate::report::verdict::Verdict;
 use std::fmt::Write;
 
 pub fn render(
@@ -27,19 +29,15 @@ pub fn render(
     if !report.run.complete {
         out += "> **INCOMPLETE** — the run was interrupted; some cells were not measured.\n\n";
     }
-    let _ = writeln!(out, "**Verdict: {}**\n", verdict.overall.word());
-    machine(&mut out, report);
-    out += "## Bandwidth\n";
-    for m in matrix::bandwidth(report) {
-        out += &table(&m);
-    }
-    out += &table(&matrix::line_rates(report));
-    if let Some(m) = matrix::latency(report) {
-        out += &table(&m);
-    }
-    let _ = writeln!(out, "\n_{}_\n", matrix::LEGEND);
-    list(&mut out, "Notes", matrix::notes(report));
-    verdicts(&mut out, verdict);
+    verdict_block(&mut out, verdict);
+    let _ = writeln!(
+        out,
+        "{} · started {} · `{}`\n",
+        capitalized(&summary::duration(report)),
+        report.run.started_at,
+        report.run.command_line
+    );
+    evidence(&mut out, verdict);
     diagnosis(&mut out, findings);
     if let Some(e) = estimate {
         list(
@@ -53,6 +51,17 @@ pub fn render(
         "Telemetry over the run",
         report.measured_telemetry().map(telemetry_line).collect(),
     );
+    machine(&mut out, report);
+    out += "## Bandwidth\n";
+    for m in matrix::bandwidth(report) {
+        out += &table(&m);
+    }
+    out += &table(&matrix::line_rates(report));
+    if let Some(m) = matrix::latency(report) {
+        out += &table(&m);
+    }
+    let _ = writeln!(out, "\n_{}_\n", matrix::LEGEND);
+    list(&mut out, "Notes", matrix::notes(report));
     let _ = writeln!(
         out,
         "## How this was measured\n\n{}\n\nCommand: `{}` (started {}).",
@@ -61,6 +70,73 @@ pub fn render(
         report.run.started_at
     );
     out
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// `**Verdict: FAIL** — 4 causes, worst first:`, the numbered causes, what to tell the provider.
+fn verdict_block(out: &mut String, verdict: &Verdict) {
+    let line = summary::verdict_line(verdict);
+    let rest = line
+        .strip_prefix("verdict: ")
+        .and_then(|r| r.strip_prefix(verdict.overall.word()))
+        .unwrap_or_default();
+    let colon = if verdict.causes.is_empty() { "" } else { ":" };
+    let _ = writeln!(
+        out,
+        "**Verdict: {}**{rest}{colon}\n",
+        verdict.overall.word()
+    );
+    if verdict.causes.is_empty() {
+        return;
+    }
+    for (i, c) in verdict.causes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}. **{}** {}: {}",
+            i + 1,
+            c.level.word(),
+            c.subject,
+            c.what
+        );
+    }
+    let advice = summary::advice_lines(verdict);
+    if !advice.is_empty() {
+        out.push_str("\n**Tell the provider:**\n\n");
+        for line in advice {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    out.push('\n');
+}
+
+fn evidence(out: &mut String, verdict: &Verdict) {
+    if verdict.causes.iter().all(|c| c.evidence.is_empty()) {
+        return;
+    }
+    out.push_str("## Evidence\n\n");
+    for (i, c) in verdict.causes.iter().enumerate() {
+        if c.evidence.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "### {}. {}, {} ({})\n",
+            i + 1,
+            c.subject,
+            c.kind.title(),
+            c.evidence.len()
+        );
+        for e in &c.evidence {
+            let _ = writeln!(out, "- **{}** {}: {}", e.level.word(), e.subject, e.text);
+        }
+        out.push('\n');
+    }
 }
 
 fn machine(out: &mut String, report: &Report) {
@@ -147,37 +223,11 @@ fn list(out: &mut String, title: &str, lines: Vec<String>) {
     out.push('\n');
 }
 
-fn verdicts(out: &mut String, verdict: &Verdict) {
-    let lines: Vec<String> = verdict
-        .lines()
-        .into_iter()
-        .map(|(level, line)| format!("**{}** {line}", level.word()))
-        .collect();
-    let failed = verdict.failed_cells();
-    let _ = writeln!(
-        out,
-        "## Verdicts\n\nOverall **{}**: {} measurement(s) failed, {} GPU(s) failed.\n",
-        verdict.overall.word(),
-        failed,
-        verdict
-            .gpus
-            .iter()
-            .filter(|g| g.level == Level::Fail)
-            .count()
-    );
-    if !lines.is_empty() {
-        for line in lines {
-            let _ = writeln!(out, "- {line}");
-        }
-        out.push('\n');
-    }
-}
-
 fn diagnosis(out: &mut String, findings: &[Finding]) {
     if findings.is_empty() {
         return;
     }
-    out.push_str("## Likely causes\n\n");
+    out.push_str("## What may explain it\n\n");
     for f in findings {
         let _ = writeln!(
             out,

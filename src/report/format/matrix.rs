@@ -1,7 +1,8 @@
 //! The matrices every human-readable format draws: rows are sources, columns destinations, one
 //! matrix per (op, engine), and what each cell says when it holds no figure.
 
-use crate::model::topology::P2pStatus;
+use crate::model::capacity;
+use crate::model::topology::{LinkType, P2pStatus};
 use crate::probe::protocol::{Engine, FailureKind, Node, Op};
 use crate::report::run::{CellReport, Report};
 
@@ -55,23 +56,50 @@ pub fn bandwidth(report: &Report) -> Vec<Matrix> {
         .collect()
 }
 
-/// The theoretical per-direction rate of every path, with its link type.
+/// The theoretical per-direction rate of every path as built, with its link type; where the
+/// path carries less now, `now of built` and the link as it is now over as built (`NV17/18`).
 pub fn line_rates(report: &Report) -> Matrix {
     let nodes = report.nodes();
     let topology = &report.machine.topology;
     Matrix {
-        title: "line rate — GB/s per direction (row src → column dst)".into(),
+        title: "line rate as built — GB/s per direction, now/built where less (row src → column \
+                dst)"
+            .into(),
         rows: grid(&nodes, |s, d| {
-            let link = match (s, d) {
-                (Node::Gpu(a), Node::Gpu(b)) => topology.link(a, b).map(|l| l.to_string()),
-                _ => Some("PCIe".to_owned()),
+            let Some(c) = report.capacity(s, d) else {
+                return NOT_MEASURED.into();
             };
-            match (topology.line_rate(s, d), link) {
-                (Some(rate), Some(link)) => format!("{:.1} {link}", rate.gbps),
-                _ => NOT_MEASURED.into(),
+            let link = match (s, d) {
+                (Node::Gpu(a), Node::Gpu(b)) => {
+                    link_now_of_built(topology.link(a, b), capacity::built_link(topology, a, b))
+                }
+                _ => "PCIe".to_owned(),
+            };
+            if c.degraded() {
+                format!("{}/{} {link}", compact(c.now.gbps), compact(c.built.gbps))
+            } else {
+                format!("{:.1} {link}", c.built.gbps)
             }
         }),
         nodes,
+    }
+}
+
+/// `425`, `15.8`: a figure short enough to share a cell with another.
+fn compact(gbps: f64) -> String {
+    if gbps >= 100.0 {
+        format!("{gbps:.0}")
+    } else {
+        format!("{gbps:.1}")
+    }
+}
+
+/// `NV18`; `NV17/18` with links down; `SYS (built NV18)` with every link down.
+fn link_now_of_built(now: Option<LinkType>, built: Option<LinkType>) -> String {
+    match (now, built) {
+        (Some(LinkType::NvLink(n)), Some(LinkType::NvLink(b))) if n != b => format!("NV{n}/{b}"),
+        (Some(now), Some(built)) if now != built => format!("{now} (built {built})"),
+        (now, built) => built.or(now).map_or_else(String::new, |l| l.to_string()),
     }
 }
 
@@ -145,39 +173,22 @@ fn failure_mark(cell: Option<&CellReport>) -> Option<String> {
 }
 
 /// What the markers mean, for a legend under the matrices.
-pub const LEGEND: &str = "cells: median GB/s and % of line rate; * a GPU throttled meanwhile; \
-CORRUPT data arrived wrong; HUNG did not finish; ERR driver error; FAIL not measured; \
+pub const LEGEND: &str = "cells: median GB/s and % of the line rate as built; * a GPU throttled \
+meanwhile; CORRUPT data arrived wrong; HUNG did not finish; ERR driver error; FAIL not measured; \
 CNS/GNS/TNS/NS/DR/U no peer access (topo -p2p code); - not measured. The diagonal is a \
 device-local copy, bytes counted once.";
 
-/// Failures, corruption and missing peer access, one line each, for notes under the matrices.
+/// Why cells hold a peer-access code instead of a figure, one line each, for notes under the
+/// matrices (corruption and failures are listed under their causes).
 pub fn notes(report: &Report) -> Vec<String> {
-    let mut notes = Vec::new();
-    for cell in &report.cells {
-        if cell.corrupted() {
-            notes.push(format!(
-                "{}: CORRUPT — {} byte(s) wrong{} (measured {:.1} GB/s, not to be trusted)",
-                cell.label(),
-                cell.mismatched_bytes.unwrap_or_default(),
-                cell.first_bad_offset
-                    .map_or_else(String::new, |o| format!(", first at offset {o}")),
-                cell.gbps.unwrap_or_default()
-            ));
-        }
-        if let Some(f) = &cell.failure {
-            let code = f
-                .cuda_error
-                .map_or_else(String::new, |c| format!(" (CUDA error {c})"));
-            let line = match cell.p2p.filter(|p| !p.is_ok()) {
-                Some(status) if f.kind == FailureKind::Unsupported => status.sentence().to_owned(),
-                _ => format!(
-                    "{}{code} — {}",
-                    failure_mark(Some(cell)).unwrap_or_default(),
-                    f.message
-                ),
-            };
-            notes.push(format!("{}: {line}", cell.label()));
-        }
-    }
-    notes
+    report
+        .cells
+        .iter()
+        .filter_map(|cell| {
+            let failure = cell.failure.as_ref()?;
+            let status = cell.p2p.filter(|p| !p.is_ok())?;
+            (failure.kind == FailureKind::Unsupported)
+                .then(|| format!("{}: {}", cell.label(), status.sentence()))
+        })
+        .collect()
 }

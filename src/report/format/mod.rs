@@ -5,6 +5,7 @@ pub mod csv;
 pub mod json;
 pub mod markdown;
 pub mod matrix;
+pub mod summary;
 pub mod table;
 
 use super::diagnosis;
@@ -29,41 +30,9 @@ pub fn render(format: Format, report: &Report, verdict: &Verdict) -> String {
     match format {
         Format::Table => table::render(report, verdict, &findings, estimate.as_ref()),
         Format::Json => json::render(report, verdict, &findings, estimate.as_ref()),
-        Format::Csv => csv::render(report),
+        Format::Csv => csv::render(report, verdict),
         Format::Markdown => markdown::render(report, verdict, &findings, estimate.as_ref()),
     }
-}
-
-/// Who, what and when: the first lines of the table (markdown words them its own way).
-fn header_lines(report: &Report) -> Vec<String> {
-    let mut lines = vec![format!("p2ptop report: {}", report.hostname())];
-    if let Some(name) = &report.simulated {
-        lines.push(format!(
-            "SIMULATED machine ({name}): figures come from p2ptop's model, not from hardware"
-        ));
-    }
-    if !report.run.complete {
-        lines.push("INCOMPLETE: the run was interrupted; some cells were not measured".into());
-    }
-    lines.push(format!(
-        "started {} · buffer {} MiB · {} samples · engines {}",
-        report.run.started_at,
-        report.run.buffer_mib,
-        report.run.samples,
-        engines(report)
-    ));
-    lines.push(format!("command: {}", report.run.command_line));
-    lines
-}
-
-fn engines(report: &Report) -> String {
-    report
-        .run
-        .engines
-        .iter()
-        .map(|e| e.name())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// How the figures were taken, in one sentence a reader of a ticket can check.

@@ -1,8 +1,9 @@
-//! Plain text for a terminal: a header, the labelled matrices, notes, telemetry, the verdict,
-//! findings and the all-reduce estimate.
+//! Plain text for a terminal, summary first: the machine, the verdict with its causes one line
+//! each and what to tell the provider, how long the run took; then the evidence under each
+//! cause, explanations, telemetry and the all-reduce estimate; the matrices last.
 
 use super::matrix::{self, Matrix};
-use super::{header_lines, method_sentence, telemetry_line};
+use super::{method_sentence, summary, telemetry_line};
 use crate::report::diagnosis::Finding;
 use crate::report::run::Report;
 use crate::report::training::Estimate;
@@ -16,9 +17,38 @@ pub fn render(
     estimate: Option<&Estimate>,
 ) -> String {
     let mut out = String::new();
-    for line in header_lines(report) {
-        out += &line;
-        out.push('\n');
+    for line in summary::machine_lines(report) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "{}", summary::verdict_line(verdict));
+    for line in summary::cause_lines(verdict) {
+        let _ = writeln!(out, "  {line}");
+    }
+    section(
+        &mut out,
+        "tell the provider",
+        summary::advice_lines(verdict),
+    );
+    out.push('\n');
+    for line in summary::run_lines(report) {
+        let _ = writeln!(out, "{line}");
+    }
+    evidence(&mut out, verdict);
+    section(
+        &mut out,
+        "what may explain it",
+        findings
+            .iter()
+            .map(|f| format!("{}: {}. What to do: {}", f.title, f.evidence, f.action))
+            .collect(),
+    );
+    section(
+        &mut out,
+        "telemetry over the run",
+        report.measured_telemetry().map(telemetry_line).collect(),
+    );
+    if let Some(e) = estimate {
+        section(&mut out, "ring all-reduce estimate", estimate_lines(e));
     }
     for m in matrix::bandwidth(report) {
         out += &draw(&m);
@@ -29,33 +59,33 @@ pub fn render(
     }
     out += &format!("\n{}\n", matrix::LEGEND);
     section(&mut out, "notes", matrix::notes(report));
-    section(
-        &mut out,
-        "telemetry over the run",
-        report.measured_telemetry().map(telemetry_line).collect(),
-    );
-    let verdicts: Vec<String> = verdict
-        .lines()
-        .into_iter()
-        .map(|(level, line)| format!("{} {line}", level.word()))
-        .collect();
-    let _ = writeln!(out, "\nverdict: {}", verdict.overall.word());
-    for line in verdicts {
-        let _ = writeln!(out, "  {line}");
-    }
-    section(
-        &mut out,
-        "findings",
-        findings
-            .iter()
-            .map(|f| format!("{}: {}. What to do: {}", f.title, f.evidence, f.action))
-            .collect(),
-    );
-    if let Some(e) = estimate {
-        section(&mut out, "ring all-reduce estimate", estimate_lines(e));
-    }
     let _ = writeln!(out, "\n{}", method_sentence(report));
     out
+}
+
+/// Under each cause, the findings that follow from it.
+fn evidence(out: &mut String, verdict: &Verdict) {
+    let causes: Vec<_> = verdict
+        .causes
+        .iter()
+        .filter(|c| !c.evidence.is_empty())
+        .collect();
+    if causes.is_empty() {
+        return;
+    }
+    out.push_str("\nevidence\n");
+    for c in causes {
+        let _ = writeln!(
+            out,
+            "  {}, {} ({}):",
+            c.subject,
+            c.kind.title(),
+            c.evidence.len()
+        );
+        for e in &c.evidence {
+            let _ = writeln!(out, "    {} {}: {}", e.level.word(), e.subject, e.text);
+        }
+    }
 }
 
 /// A titled list; nothing at all when there are no lines.
@@ -96,7 +126,7 @@ fn draw(m: &Matrix) -> String {
     out
 }
 
-/// The estimate as a few lines, measured beside line rate.
+/// The estimate as a few lines, measured beside the links as built.
 pub fn estimate_lines(e: &Estimate) -> Vec<String> {
     let ring = |r: &crate::report::training::Ring| {
         r.order
@@ -110,8 +140,8 @@ pub fn estimate_lines(e: &Estimate) -> Vec<String> {
         ring(&e.measured),
         e.measured.order[0],
         e.measured.busbw_gbps,
-        e.line_rate.as_ref().map_or_else(String::new, |l| format!(
-            ", {:.1} GB/s at line rate",
+        e.built_for.as_ref().map_or_else(String::new, |l| format!(
+            ", {:.1} GB/s as built",
             l.busbw_gbps
         ))
     )];
@@ -120,8 +150,8 @@ pub fn estimate_lines(e: &Estimate) -> Vec<String> {
             "all-reduce of {}: {:.3} s measured{}",
             s.label,
             s.seconds,
-            s.seconds_at_line_rate
-                .map_or_else(String::new, |t| format!(", {t:.3} s at line rate"))
+            s.seconds_as_built
+                .map_or_else(String::new, |t| format!(", {t:.3} s as built"))
         ));
     }
     lines
