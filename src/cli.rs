@@ -88,8 +88,9 @@ pub struct RunArgs {
     pub samples: u32,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (whole or not at all) instead of standard output. `%N` is the node's
+    /// name ($SLURMD_NODENAME, else the short host name), `%%` a literal `%`.
+    #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
 }
 
@@ -113,8 +114,8 @@ pub struct FleetArgs {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (whole or not at all) instead of standard output (`%N` as in `run`).
+    #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
 }
 
@@ -139,8 +140,8 @@ impl EngineChoice {
 pub struct TopoArgs {
     #[arg(long, value_enum, default_value_t = TopoFormat::Table)]
     pub format: TopoFormat,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (whole or not at all) instead of standard output (`%N` as in `run`).
+    #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
 }
 
