@@ -5,6 +5,7 @@ use crate::probe::protocol::Engine;
 use crate::report::format::Format;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// GPU peer-to-peer bandwidth probe with a live terminal view.
 ///
@@ -33,18 +34,25 @@ pub struct MachineArgs {
     /// The probe binary to run [default: p2ptop-probe next to p2ptop].
     #[arg(long, global = true, env = "P2PTOP_PROBE", value_name = "PATH")]
     pub probe: Option<PathBuf>,
-    /// How often telemetry (temperatures, clocks, power, link counters) is read.
+    /// How often telemetry (temperatures, clocks, power, link counters) is read [default: 500;
+    /// 100 for `check --quick`].
     #[arg(
         long,
         global = true,
-        default_value_t = crate::nvml::sampler::DEFAULT_INTERVAL.as_millis() as u64,
         value_parser = clap::value_parser!(u64).range(50..),
         value_name = "MS"
     )]
-    pub telemetry_ms: u64,
+    pub telemetry_ms: Option<u64>,
     /// Only these GPUs (as nvidia-smi numbers them), e.g. 0,2,3 [default: all].
     #[arg(long, global = true, value_delimiter = ',', value_name = "LIST")]
     pub devices: Option<Vec<u32>>,
+}
+
+impl MachineArgs {
+    /// `--telemetry-ms`, or the command's own default.
+    pub fn telemetry_interval(&self, default: Duration) -> Duration {
+        self.telemetry_ms.map_or(default, Duration::from_millis)
+    }
 }
 
 /// Options of the live view (p2ptop with no command).
@@ -105,6 +113,11 @@ pub struct CheckArgs {
     /// nvlink_sm, pcie_ce, pcie_sm_write, pcie_sm_read, staged, device_local.
     #[arg(long, value_name = "NAME=SHARE")]
     pub floor: Vec<String>,
+    /// A health check for a Slurm prolog, HealthCheckProgram or NHC: one SM copy each way per
+    /// pair of GPUs and per GPU with the host (no latency, no device-local copy), then one
+    /// line on standard output and exit 0 or 1. The report goes only to `-o`.
+    #[arg(long, conflicts_with = "engine")]
+    pub quick: bool,
 }
 
 #[derive(Args, Debug)]
