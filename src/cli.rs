@@ -2,7 +2,7 @@
 
 use crate::live::ColorChoice;
 use crate::probe::protocol::Engine;
-use crate::report::format::Format;
+use crate::report::format::{Format, ReportFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,8 +94,9 @@ pub struct RunArgs {
     /// Timed samples per measurement (the median is reported).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub samples: u32,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// `prometheus` is the text format node_exporter's textfile collector reads.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Document(Format::Table))]
+    pub format: ReportFormat,
     /// Write to this file (whole or not at all) instead of standard output. `%N` is the node's
     /// name ($SLURMD_NODENAME, else the short host name), `%%` a literal `%`.
     #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]

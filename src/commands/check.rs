@@ -26,7 +26,7 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
     let plan = if args.quick { Plan::Quick } else { Plan::Full };
     let report = super::measure::measure(machine, &args.run, plan)?;
     let verdict = verdict::judge(&report, &floors, baseline.as_ref());
-    let text = format::render(args.run.format, &report, &verdict);
+    let text = format::render_report(args.run.format, &report, &verdict);
     if args.quick {
         // A health check's caller reads one line; the report goes only where -o says.
         if let Some(path) = args.run.output.as_deref() {

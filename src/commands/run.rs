@@ -13,7 +13,7 @@ pub const INTERRUPTED: u8 = 130;
 pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
     let result = super::measure::measure(machine, args, Plan::Full).and_then(|report| {
         let verdict = verdict::judge(&report, &Floors::default(), None);
-        let text = format::render(args.format, &report, &verdict);
+        let text = format::render_report(args.format, &report, &verdict);
         super::output(&text, args.output.as_deref())?;
         Ok(if report.run.complete {
             exit::OK
