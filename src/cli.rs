@@ -81,6 +81,12 @@ pub enum Action {
     /// Show how the GPUs are connected, as `nvidia-smi topo -m` does, with P2P status, links
     /// and line rates.
     Topo(TopoArgs),
+    /// Print a completion script for a shell, e.g. `p2ptop completions bash >
+    /// /etc/bash_completion.d/p2ptop`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `p2ptop man > /usr/local/share/man/man1/p2ptop.1`,
+    /// or with `--dir` write it and one page per command (p2ptop-check.1…) there.
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +163,26 @@ pub struct TopoArgs {
     /// Write to this file (whole or not at all) instead of standard output (`%N` as in `run`).
     #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    pub shell: Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write p2ptop.1 and a page per command into this directory instead of printing p2ptop.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The shells `p2ptop completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

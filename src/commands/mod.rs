@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod fleet;
+pub mod generated;
 pub mod live;
 pub mod measure;
 pub mod quick;
