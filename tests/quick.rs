@@ -2,19 +2,15 @@
 //! 0 or 1, and on an 8-GPU NVSwitch node (simulated HGX H100) well within 15 s of simulated
 //! time, healthy or with each fault it is meant to catch.
 
-use std::path::{Path, PathBuf};
+mod daemons;
+
+use daemons::Scratch;
+use std::path::Path;
 use std::process::{Command, Output};
 
 const P2PTOP: &str = env!("CARGO_BIN_EXE_p2ptop");
 /// What a health check may take on an 8-GPU node.
 const BUDGET_S: f64 = 15.0;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("p2ptop-quick-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `check --quick` with the JSON report in `dir`: the output and the report.
 fn quick(machine: &str, dir: &Path) -> (Output, serde_json::Value) {
@@ -48,8 +44,8 @@ fn one_line(out: &Output) -> String {
 
 #[test]
 fn a_healthy_hgx_h100_passes_in_36_sm_bidir_measurements_well_within_budget() {
-    let dir = scratch("healthy");
-    let (out, report) = quick("hgx-h100", &dir);
+    let scratch = Scratch::new("quick-healthy");
+    let (out, report) = quick("hgx-h100", &scratch.dir);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let line = one_line(&out);
     assert_eq!(
@@ -107,8 +103,8 @@ fn each_fault_fails_the_quick_check_with_one_line_naming_it() {
     ];
     let mut reports = Vec::new();
     for (i, (kind, fields, needles)) in cases.iter().enumerate() {
-        let dir = scratch(&format!("fault-{i}"));
-        let machine = dir.join("machine.toml");
+        let scratch = Scratch::new(&format!("quick-fault-{i}"));
+        let machine = scratch.path("machine.toml");
         std::fs::write(
             &machine,
             format!(
@@ -117,7 +113,7 @@ fn each_fault_fails_the_quick_check_with_one_line_naming_it() {
             ),
         )
         .unwrap();
-        let (out, report) = quick(machine.to_str().unwrap(), &dir);
+        let (out, report) = quick(machine.to_str().unwrap(), &scratch.dir);
         assert_eq!(out.status.code(), Some(1), "{kind}: {out:?}");
         let line = one_line(&out);
         for needle in needles {

@@ -1,7 +1,8 @@
-//! Real daemons for the tests that need them (node_exporter, munged, slurmctld, slurmd): each
-//! runs on loopback, from a fresh directory, on ports the kernel just handed out, with a
-//! deadline on every wait, and is stopped by its pid when its guard drops, also when the test
-//! fails. Without a program the test fails under CI=true and says SKIPPED otherwise.
+//! Scratch directories, and real daemons for the tests that need them (node_exporter, munged,
+//! slurmctld, slurmd): each runs on loopback, from a fresh directory, on ports the kernel just
+//! handed out, with a deadline on every wait, and is stopped by its pid when its guard drops,
+//! also when the test fails. Without a program the test fails under CI=true and says SKIPPED
+//! otherwise.
 
 #![allow(dead_code)] // each test file uses part of this
 
