@@ -369,6 +369,8 @@ fn node_exporter_serves_the_metrics_from_its_textfile_directory() {
         textfiles.join("p2ptop.prom").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    // A second node's failing check beside it: other label values, the same families.
+    std::fs::write(textfiles.join("failing.prom"), failing_metrics(&scratch)).unwrap();
     let (exporter, port) = start_node_exporter(&scratch, &textfiles);
     let body = wait_for(
         "answer from node_exporter",
@@ -386,6 +388,7 @@ fn node_exporter_serves_the_metrics_from_its_textfile_directory() {
         &series,
         "p2ptop_bandwidth_bytes_per_second",
         &[
+            ("simulated", "hgx-h100"),
             ("src", "0"),
             ("dst", "1"),
             ("op", "bidir"),
@@ -394,10 +397,17 @@ fn node_exporter_serves_the_metrics_from_its_textfile_directory() {
     );
     assert_eq!(bandwidth.len(), 1, "{body}");
     assert!(bandwidth[0].value > 300e9, "{bandwidth:?}");
-    assert_eq!(bandwidth[0].labels["simulated"], "hgx-h100");
-    assert_eq!(
-        find(&series, "p2ptop_verdict", &[("level", "pass")])[0].value,
-        1.0
+    let healthy = [("simulated", "hgx-h100"), ("level", "pass")];
+    assert_eq!(find(&series, "p2ptop_verdict", &healthy)[0].value, 1.0);
+    let causes = find(&series, "p2ptop_cause_info", &[("level", "fail")]);
+    assert!(
+        causes
+            .iter()
+            .any(|s| s.labels.get("gpu").is_some_and(|g| g == "1"))
+            && causes
+                .iter()
+                .any(|s| s.labels.get("src").is_some_and(|g| g == "0")),
+        "a GPU's cause and a measurement's cause, each with its own labels: {causes:?}"
     );
     assert!(
         body.lines().any(|l| l == "node_textfile_scrape_error 0"),
