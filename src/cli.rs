@@ -100,7 +100,8 @@ pub struct RunArgs {
     /// Timed samples per measurement (the median is reported).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub samples: u32,
-    /// `prometheus` is the text format node_exporter's textfile collector reads.
+    /// How to write the report (`prometheus`: the text format of node_exporter's textfile
+    /// collector).
     #[arg(long, value_enum, default_value_t = ReportFormat::Document(Format::Table))]
     pub format: ReportFormat,
     /// Write to this file (whole or not at all) instead of standard output. `%N` is the node's
