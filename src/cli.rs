@@ -2,9 +2,10 @@
 
 use crate::live::ColorChoice;
 use crate::probe::protocol::Engine;
-use crate::report::format::Format;
+use crate::report::format::{Format, ReportFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// GPU peer-to-peer bandwidth probe with a live terminal view.
 ///
@@ -33,18 +34,25 @@ pub struct MachineArgs {
     /// The probe binary to run [default: p2ptop-probe next to p2ptop].
     #[arg(long, global = true, env = "P2PTOP_PROBE", value_name = "PATH")]
     pub probe: Option<PathBuf>,
-    /// How often telemetry (temperatures, clocks, power, link counters) is read.
+    /// How often telemetry (temperatures, clocks, power, link counters) is read [default: 500;
+    /// 100 for `check --quick`].
     #[arg(
         long,
         global = true,
-        default_value_t = crate::nvml::sampler::DEFAULT_INTERVAL.as_millis() as u64,
         value_parser = clap::value_parser!(u64).range(50..),
         value_name = "MS"
     )]
-    pub telemetry_ms: u64,
+    pub telemetry_ms: Option<u64>,
     /// Only these GPUs (as nvidia-smi numbers them), e.g. 0,2,3 [default: all].
     #[arg(long, global = true, value_delimiter = ',', value_name = "LIST")]
     pub devices: Option<Vec<u32>>,
+}
+
+impl MachineArgs {
+    /// `--telemetry-ms`, or the command's own default.
+    pub fn telemetry_interval(&self, default: Duration) -> Duration {
+        self.telemetry_ms.map_or(default, Duration::from_millis)
+    }
 }
 
 /// Options of the live view (p2ptop with no command).
@@ -73,6 +81,12 @@ pub enum Action {
     /// Show how the GPUs are connected, as `nvidia-smi topo -m` does, with P2P status, links
     /// and line rates.
     Topo(TopoArgs),
+    /// Print a completion script for a shell, e.g. `p2ptop completions bash >
+    /// /etc/bash_completion.d/p2ptop`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `p2ptop man > /usr/local/share/man/man1/p2ptop.1`,
+    /// or with `--dir` write it and one page per command (p2ptop-check.1…) there.
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -86,10 +100,13 @@ pub struct RunArgs {
     /// Timed samples per measurement (the median is reported).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub samples: u32,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// How to write the report (`prometheus`: the text format of node_exporter's textfile
+    /// collector).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Document(Format::Table))]
+    pub format: ReportFormat,
+    /// Write to this file (whole or not at all) instead of standard output. `%N` is the node's
+    /// name ($SLURMD_NODENAME, else the short host name), `%%` a literal `%`.
+    #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
 }
 
@@ -104,6 +121,11 @@ pub struct CheckArgs {
     /// nvlink_sm, pcie_ce, pcie_sm_write, pcie_sm_read, staged, device_local.
     #[arg(long, value_name = "NAME=SHARE")]
     pub floor: Vec<String>,
+    /// A health check for a Slurm prolog, HealthCheckProgram or NHC: one SM copy each way per
+    /// pair of GPUs and per GPU with the host (no latency, no device-local copy), then one
+    /// line on standard output and exit 0 or 1. The report goes only to `-o`.
+    #[arg(long, conflicts_with = "engine")]
+    pub quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -113,8 +135,8 @@ pub struct FleetArgs {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (whole or not at all) instead of standard output (`%N` as in `run`).
+    #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
 }
 
@@ -139,9 +161,29 @@ impl EngineChoice {
 pub struct TopoArgs {
     #[arg(long, value_enum, default_value_t = TopoFormat::Table)]
     pub format: TopoFormat,
-    /// Write to this file (whole or not at all) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write to this file (whole or not at all) instead of standard output (`%N` as in `run`).
+    #[arg(short, long, value_name = "FILE", value_parser = crate::output_path::parse)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    pub shell: Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write p2ptop.1 and a page per command into this directory instead of printing p2ptop.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The shells `p2ptop completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -12,6 +12,7 @@ pub mod host;
 pub mod live;
 pub mod model;
 pub mod nvml;
+pub mod output_path;
 pub mod probe;
 pub mod report;
 pub mod sim;

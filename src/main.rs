@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         Some(Action::Run(args)) => p2ptop::commands::run::run(&cli.machine, &args),
         Some(Action::Check(args)) => p2ptop::commands::check::run(&cli.machine, &args),
         Some(Action::Fleet(args)) => p2ptop::commands::fleet::run(&args),
+        Some(Action::Completions(args)) => p2ptop::commands::generated::completions(args.shell),
+        Some(Action::Man(args)) => p2ptop::commands::generated::man(args.dir.as_deref()),
         None => p2ptop::commands::live::run(&cli.machine, &cli.live),
     };
     exit::code(code)

@@ -1,6 +1,8 @@
 //! `p2ptop check`: measure, then judge every pair and GPU against floors or a baseline.
 
 use super::Failure;
+use super::measure::Plan;
+use super::quick;
 use crate::cli::{CheckArgs, MachineArgs};
 use crate::exit;
 use crate::report::format::{self, summary};
@@ -21,9 +23,18 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
         ),
         None => None,
     };
-    let report = super::measure::measure(machine, &args.run)?;
+    let plan = if args.quick { Plan::Quick } else { Plan::Full };
+    let report = super::measure::measure(machine, &args.run, plan)?;
     let verdict = verdict::judge(&report, &floors, baseline.as_ref());
-    let text = format::render(args.run.format, &report, &verdict);
+    let text = format::render_report(args.run.format, &report, &verdict);
+    if args.quick {
+        // A health check's caller reads one line; the report goes only where -o says.
+        if let Some(path) = args.run.output.as_deref() {
+            super::output(&text, Some(path))?;
+        }
+        println!("{}", quick::one_line(&report, &verdict));
+        return Ok(quick::exit_code(&report, &verdict));
+    }
     super::output(&text, args.run.output.as_deref())?;
     if let Some(path) = &args.run.output {
         // The verdict reaches the terminal when the report went to a file, in a few lines.

@@ -22,7 +22,8 @@ fn open(machine: &MachineArgs, args: &LiveArgs) -> Result<u8, Failure> {
     if args.refresh_ms == 0 {
         return Err(Failure::new(exit::USAGE, "--refresh-ms must be at least 1"));
     }
-    let conn = super::connect(machine, true)?;
+    let telemetry = machine.telemetry_interval(crate::nvml::sampler::DEFAULT_INTERVAL);
+    let conn = super::connect(machine, true, telemetry)?;
     let nodes = super::measure::selected_nodes(&conn.topology, machine.devices.as_deref())?;
     super::measure::check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
     let options = LiveOptions {

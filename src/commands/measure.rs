@@ -1,6 +1,7 @@
-//! One full headless pass over a machine, shared by `run` and `check`: check the request, send
-//! the probe one command per pair, fill the board until every command is done or the user
-//! interrupts, and build the report.
+//! One headless pass over a machine, shared by `run` and `check`: check the request, send the
+//! probe one command per pair, fill the board until every command is done or the user
+//! interrupts, and build the report. The plan says which measurements: every pair and op, or
+//! the few of `check --quick`.
 
 use super::Failure;
 use crate::app::board::Board;
@@ -8,7 +9,7 @@ use crate::app::feed::Feed;
 use crate::cli::{MachineArgs, RunArgs};
 use crate::exit;
 use crate::model::topology::Topology;
-use crate::probe::protocol::{Command, Event, Node, Op, Pair, Settings};
+use crate::probe::protocol::{Command, Engine, Event, Node, Op, Pair, Settings};
 use crate::report::run::{Report, RunInfo};
 use crate::report::seen::TelemetrySeen;
 use crate::source::Connection;
@@ -24,15 +25,32 @@ const MAX_BUFFER_SHARE_OF_MEMORY: f64 = 0.45;
 /// How long to wait for the probe to finish its sample after an interrupt.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
-/// Measures every pair of the selected GPUs (and the host) and returns the report; `complete`
+/// Telemetry for `check --quick`: often enough that every GPU's host copy spans frames.
+const QUICK_TELEMETRY: Duration = Duration::from_millis(100);
+
+/// Which measurements a headless pass makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Every pair and op: `run` and `check`.
+    Full,
+    /// `check --quick`: the fewest that still catch a down link, a trained-down PCIe link,
+    /// missing peer access and corruption (see [`quick_plan`]).
+    Quick,
+}
+
+/// Measures the selected GPUs (and the host) as `plan` says and returns the report; `complete`
 /// is false in it when the user interrupted.
-pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure> {
+pub fn measure(machine: &MachineArgs, args: &RunArgs, plan_kind: Plan) -> Result<Report, Failure> {
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone())
             .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot watch for Ctrl-C: {e}")))?;
     }
-    let conn = super::connect(machine, false)?;
+    let telemetry = machine.telemetry_interval(match plan_kind {
+        Plan::Full => crate::nvml::sampler::DEFAULT_INTERVAL,
+        Plan::Quick => QUICK_TELEMETRY,
+    });
+    let conn = super::connect(machine, false, telemetry)?;
     let nodes = selected_nodes(&conn.topology, machine.devices.as_deref())?;
     let settings = Settings {
         buffer_mib: args.buffer_mib,
@@ -43,17 +61,27 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs) -> Result<Report, Failure>
         .check()
         .map_err(|m| Failure::new(exit::USAGE, format!("--buffer-mib or --samples: {m}")))?;
     check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
-    let engines = args.engine.engines();
-    let work = plan(&nodes);
+    let (engines, work) = match plan_kind {
+        Plan::Full => (args.engine.engines(), plan(&nodes)),
+        // Only SM kernels need peer access (copy engines stage through the host without it),
+        // so only they prove it.
+        Plan::Quick => (vec![Engine::Sm], quick_plan(&nodes)),
+    };
     let mut board = Board::new(conn.topology.clone(), conn.simulated.clone());
     let mut seen = TelemetrySeen::default();
     for (id, (pair, ops)) in work.iter().enumerate() {
+        let settings = match plan_kind {
+            Plan::Quick if pair.src == Node::Host || pair.dst == Node::Host => {
+                spanning_telemetry(&settings, telemetry)
+            }
+            _ => settings.clone(),
+        };
         conn.send(Command::Measure {
             id: id as u64,
             pairs: vec![*pair],
             ops: ops.clone(),
             engines: engines.clone(),
-            settings: settings.clone(),
+            settings,
         });
     }
     let progress = Progress::new(work.len());
@@ -182,6 +210,36 @@ pub fn plan(nodes: &[Node]) -> Vec<(Pair, Vec<Op>)> {
     work
 }
 
+/// `check --quick`: one SM bidir per pair of nodes, the host included, and nothing else.
+///
+/// Each bidir pushes both ways at once, so every ordered pair of GPUs is written once: a pair
+/// without working peer access fails (SM copies need it), a corrupting direction is verified,
+/// and on NVSwitch every GPU's fabric ports are loaded seven times over. Each GPU's host bidir
+/// loads its PCIe link both ways while telemetry reads the generation and width it trains to.
+/// NVLinks that are down, and error counters, come from the topology and telemetry. Left out,
+/// because no fault in that list needs them: latency, device-local copies, separate reads and
+/// writes, and the copy engines.
+pub fn quick_plan(nodes: &[Node]) -> Vec<(Pair, Vec<Op>)> {
+    let mut work = Vec::new();
+    for (i, &src) in nodes.iter().enumerate() {
+        for &dst in &nodes[i + 1..] {
+            work.push((Pair { src, dst }, vec![Op::Bidir]));
+        }
+    }
+    work
+}
+
+/// Settings under which one measurement lasts at least two telemetry intervals, so a frame is
+/// read while the link carries it: a PCIe link trains down while idle, and only a reading under
+/// load says whether it reaches its maximum.
+fn spanning_telemetry(settings: &Settings, telemetry: Duration) -> Settings {
+    let per_sample_ms = 2.0 * telemetry.as_secs_f64() * 1e3 / f64::from(settings.samples.max(1));
+    Settings {
+        min_sample_ms: settings.min_sample_ms.max(per_sample_ms),
+        ..settings.clone()
+    }
+}
+
 /// Progress on stderr when it is a terminal; silent otherwise.
 struct Progress {
     total: usize,
@@ -239,5 +297,36 @@ mod tests {
             .count();
         assert_eq!(bidirs, 3); // 0↔1, 0↔host, 1↔host
         assert!(work.iter().all(|(_, ops)| ops.contains(&Op::Latency)));
+    }
+
+    #[test]
+    fn the_quick_plan_is_one_bidir_per_pair_of_nodes_and_nothing_else() {
+        let mut nodes: Vec<Node> = (0..8).map(Node::Gpu).collect();
+        nodes.push(Node::Host);
+        let work = quick_plan(&nodes);
+        assert_eq!(work.len(), 36); // 28 GPU pairs + 8 host paths
+        assert!(
+            work.iter()
+                .all(|(p, ops)| ops == &[Op::Bidir] && p.src != p.dst)
+        );
+        // Every ordered pair of different nodes is one direction of exactly one bidir.
+        for &a in &nodes {
+            for &b in nodes.iter().filter(|&&b| b != a) {
+                let covering = work
+                    .iter()
+                    .filter(|(p, _)| (p.src, p.dst) == (a, b) || (p.src, p.dst) == (b, a))
+                    .count();
+                assert_eq!(covering, 1, "{a} → {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_measurement_spans_two_telemetry_intervals() {
+        let settings = Settings::default(); // 5 samples of at least 10 ms
+        let spanning = spanning_telemetry(&settings, Duration::from_millis(100));
+        assert_eq!(spanning.min_sample_ms, 40.0);
+        let long = spanning_telemetry(&settings, Duration::from_millis(10));
+        assert_eq!(long.min_sample_ms, settings.min_sample_ms);
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod check;
 pub mod fleet;
+pub mod generated;
 pub mod live;
 pub mod measure;
+pub mod quick;
 pub mod run;
 pub mod topo;
 
@@ -58,11 +60,14 @@ pub fn topology(args: &MachineArgs) -> Result<(Topology, Option<String>), Failur
     Ok((crate::nvml::discover::discover(&nvml, host, &[]), None))
 }
 
-/// Opens the machine for measuring: the simulation, or NVML and the probe.
-/// `paced` runs a simulation at the speed of the real machine (for the live view) rather than
-/// at once.
-pub fn connect(args: &MachineArgs, paced: bool) -> Result<Connection, Failure> {
-    let telemetry_interval = Duration::from_millis(args.telemetry_ms);
+/// Opens the machine for measuring: the simulation, or NVML and the probe, with telemetry
+/// every `telemetry_interval`. `paced` runs a simulation at the speed of the real machine (for
+/// the live view) rather than at once.
+pub fn connect(
+    args: &MachineArgs,
+    paced: bool,
+    telemetry_interval: Duration,
+) -> Result<Connection, Failure> {
     if let Some((machine, name)) = simulated(args)? {
         let pacing = if paced {
             source::simulated::Pacing::WallClock {

@@ -1,6 +1,7 @@
 //! `p2ptop run`: one full pass, printed as labelled matrices.
 
 use super::Failure;
+use super::measure::Plan;
 use crate::cli::{MachineArgs, RunArgs};
 use crate::exit;
 use crate::report::format::{self, summary};
@@ -10,9 +11,9 @@ use crate::report::verdict::{self, Floors};
 pub const INTERRUPTED: u8 = 130;
 
 pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
-    let result = super::measure::measure(machine, args).and_then(|report| {
+    let result = super::measure::measure(machine, args, Plan::Full).and_then(|report| {
         let verdict = verdict::judge(&report, &Floors::default(), None);
-        let text = format::render(args.format, &report, &verdict);
+        let text = format::render_report(args.format, &report, &verdict);
         super::output(&text, args.output.as_deref())?;
         if let Some(path) = &args.output {
             eprint!(

@@ -73,7 +73,9 @@ pub struct Cause {
     pub kind: Kind,
     /// The worst of its own reasons and its evidence.
     pub level: Level,
-    /// What it is about: `GPU3`, `GPU3 → GPU5`, `GPU0 ↔ GPU1`, `run`.
+    /// What it is about, for machines to label it by (the GPU, the pair, the run).
+    pub about: Key,
+    /// What it is about, in words: `GPU3`, `GPU3 → GPU5`, `GPU0 ↔ GPU1`, `run`.
     pub subject: String,
     /// What is wrong, in one line, with how many measurements follow from it.
     pub what: String,
@@ -90,8 +92,9 @@ impl Cause {
 }
 
 /// What a cause is about: an unordered pair of nodes (lower first), a GPU, or the run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Key {
     Pair(Node, Node),
     Gpu(u32),
     Run,
@@ -344,6 +347,7 @@ fn finish(report: &Report, d: &Draft) -> Cause {
     Cause {
         kind: d.kind,
         level,
+        about: d.key,
         advice: advice(report, d, &subject),
         subject,
         what,

@@ -7,5 +7,6 @@ mod common;
 mod diagnosis;
 mod fleet;
 mod formats;
+mod quick;
 mod training;
 mod verdicts;

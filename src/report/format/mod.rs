@@ -1,10 +1,12 @@
 //! Renderings of a report: `table` for a terminal, `json` to keep and read back, `csv` for
-//! spreadsheets, `markdown` for a ticket to a hardware provider.
+//! spreadsheets, `markdown` for a ticket to a hardware provider, `prometheus` for
+//! node_exporter's textfile collector.
 
 pub mod csv;
 pub mod json;
 pub mod markdown;
 pub mod matrix;
+pub mod prometheus;
 pub mod summary;
 pub mod table;
 
@@ -21,6 +23,41 @@ pub enum Format {
     Json,
     Csv,
     Markdown,
+}
+
+/// `run --format` and `check --format`: the document formats (which fleet summaries share) or
+/// Prometheus metrics, which only a single node's report has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Document(Format),
+    Prometheus,
+}
+
+impl clap::ValueEnum for ReportFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ReportFormat::Document(Format::Table),
+            ReportFormat::Document(Format::Json),
+            ReportFormat::Document(Format::Csv),
+            ReportFormat::Document(Format::Markdown),
+            ReportFormat::Prometheus,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            ReportFormat::Document(format) => format.to_possible_value(),
+            ReportFormat::Prometheus => Some(clap::builder::PossibleValue::new("prometheus")),
+        }
+    }
+}
+
+/// The report in `format`, with its verdict.
+pub fn render_report(format: ReportFormat, report: &Report, verdict: &Verdict) -> String {
+    match format {
+        ReportFormat::Document(format) => render(format, report, verdict),
+        ReportFormat::Prometheus => prometheus::render(report, verdict),
+    }
 }
 
 /// The report in `format`, with its verdict (for `run`, judge it with the default floors).
