@@ -55,6 +55,7 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
     json!({
         "schema": SCHEMA,
         "simulated": board.simulated.is_some(),
+        "emulated": board.topology.host.emulated(),
         "machine": board.simulated,
         "taken_utc": taken,
         "mode": view.mode.name(),
@@ -72,14 +73,14 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
 /// The matrix on screen as a Markdown report.
 pub fn markdown(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> String {
     let (op, engine) = (view.shown_op(), view.engine);
+    let host = &board.topology.host;
     let machine = match &board.simulated {
         Some(name) => format!("SIMULATED: {name}"),
-        None => board
-            .topology
-            .host
-            .hostname
-            .clone()
-            .unwrap_or_else(|| "host n/a".into()),
+        None if host.emulated() => format!(
+            "EMULATED drivers: {}",
+            host.hostname.as_deref().unwrap_or("host n/a")
+        ),
+        None => host.hostname.clone().unwrap_or_else(|| "host n/a".into()),
     };
     let unit = match view.units {
         Units::Gbps => "GB/s",

@@ -256,10 +256,11 @@ impl Progress {
 
     fn show(&self, done: usize, board: &Board) {
         if self.shown {
-            let what = board
-                .simulated
-                .as_deref()
-                .map_or(String::new(), |n| format!(" (SIMULATED: {n})"));
+            let what = match &board.simulated {
+                Some(n) => format!(" (SIMULATED: {n})"),
+                None if board.topology.host.emulated() => " (EMULATED drivers)".to_owned(),
+                None => String::new(),
+            };
             eprint!("\r\x1b[Kmeasured {done} of {} pairs{what}", self.total);
             let _ = std::io::stderr().flush();
         }

@@ -7,10 +7,11 @@ use crate::report::verdict::{Level, Verdict};
 
 /// `PASS: …`, `WARN: …` or `FAIL: <the worst cause> (+N more)`; never more than one line.
 pub fn one_line(report: &Report, verdict: &Verdict) -> String {
-    let simulated = report
-        .simulated
-        .as_deref()
-        .map_or_else(String::new, |name| format!(" (SIMULATED: {name})"));
+    let simulated = match (&report.simulated, report.emulated) {
+        (Some(name), _) => format!(" (SIMULATED: {name})"),
+        (None, true) => " (EMULATED drivers)".to_owned(),
+        (None, false) => String::new(),
+    };
     if !report.run.complete {
         return format!("INTERRUPTED: not every pair was measured{simulated}");
     }

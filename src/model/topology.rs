@@ -338,6 +338,16 @@ pub enum Iommu {
 /// one measured on hardware.
 pub const EMULATED_MARK: &str = "(p2ptop emulated)";
 
+impl Host {
+    /// Whether NVML was p2ptop's emulation (tests/emu): its driver version carries
+    /// [`EMULATED_MARK`].
+    pub fn emulated(&self) -> bool {
+        self.driver_version
+            .as_deref()
+            .is_some_and(|v| v.contains(EMULATED_MARK))
+    }
+}
+
 /// A whole machine: what `p2ptop topo` prints and everything else looks up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Topology {

@@ -118,6 +118,10 @@ pub struct Report {
     pub schema: u32,
     /// The preset or machine file when the machine is simulated; null on hardware.
     pub simulated: Option<String>,
+    /// Whether the NVIDIA drivers were p2ptop's emulation (tests/emu): the probe really ran,
+    /// but every figure is the emulation's model.
+    #[serde(default)]
+    pub emulated: bool,
     pub run: RunInfo,
     pub machine: MachineReport,
     pub cells: Vec<CellReport>,
@@ -135,6 +139,7 @@ impl Report {
         Report {
             schema: SCHEMA,
             simulated: board.simulated.clone(),
+            emulated: topology.host.emulated(),
             run,
             machine: MachineReport {
                 link_matrix: link_matrix(topology),

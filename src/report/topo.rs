@@ -27,6 +27,9 @@ pub fn render_text(topo: &Topology, simulated: Option<&str>) -> String {
     if let Some(preset) = simulated {
         out += &format!("SIMULATED: {preset} (no real GPU was read)\n\n");
     }
+    if topo.host.emulated() {
+        out += "EMULATED: NVML was p2ptop's emulated driver library (no real GPU was read)\n\n";
+    }
     out += &link_matrix(topo);
     out += &p2p_matrices(topo);
     out += &host(topo);
@@ -42,6 +45,7 @@ pub fn render_json(topo: &Topology, simulated: Option<&str>) -> String {
         schema: u32,
         simulated: bool,
         sim_preset: Option<&'a str>,
+        emulated: bool,
         #[serde(flatten)]
         topology: &'a Topology,
     }
@@ -49,6 +53,7 @@ pub fn render_json(topo: &Topology, simulated: Option<&str>) -> String {
         schema: SCHEMA_VERSION,
         simulated: simulated.is_some(),
         sim_preset: simulated,
+        emulated: topo.host.emulated(),
         topology: topo,
     };
     // A Topology holds only strings, numbers, booleans, options and lists, which

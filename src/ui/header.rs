@@ -28,6 +28,10 @@ fn machine<'a>(state: &State) -> Line<'a> {
         spans.push(Span::styled(format!(" SIMULATED: {name} "), theme.banner()));
         spans.push(Span::raw(" "));
     }
+    if host.emulated() {
+        spans.push(Span::styled(" EMULATED DRIVERS ", theme.banner()));
+        spans.push(Span::raw(" "));
+    }
     let gpus = state.board.topology.gpus.len();
     spans.push(Span::styled(
         host.hostname.clone().unwrap_or_else(|| "host n/a".into()),

@@ -37,3 +37,38 @@ fn every_preset_shows_the_same_links_and_p2p_codes_as_the_simulator() {
         emu.assert_no_misuse();
     }
 }
+
+#[test]
+fn an_emulated_machine_never_passes_for_a_real_one() {
+    let emu = Emu::new("3090-bridge");
+    let text = String::from_utf8(emu.p2ptop(&["topo"]).stdout).unwrap();
+    assert!(
+        text.starts_with("EMULATED: NVML was p2ptop's emulated"),
+        "{text}"
+    );
+    let json = harness::json(&emu.p2ptop(&["topo", "--format", "json"]));
+    assert_eq!(json["emulated"], true);
+    assert!(
+        json["host"]["driver_version"]
+            .as_str()
+            .is_some_and(|v| v.ends_with("(p2ptop emulated)")),
+        "{}",
+        json["host"]
+    );
+    let run = emu.p2ptop(&[
+        "run",
+        "--buffer-mib",
+        "1",
+        "--samples",
+        "1",
+        "--engine",
+        "ce",
+    ]);
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        report.contains("EMULATED drivers: the probe ran on p2ptop's emulated"),
+        "{report}"
+    );
+    assert!(report.contains("Method: EMULATED"), "{report}");
+    emu.assert_no_misuse();
+}

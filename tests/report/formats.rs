@@ -156,6 +156,7 @@ fn json_reports_round_trip_and_start_with_schema_simulated_and_the_verdict() {
             [
                 "schema",
                 "simulated",
+                "emulated",
                 "verdict",
                 "findings",
                 "allreduce_estimate",

@@ -15,6 +15,7 @@ use serde::Serialize;
 struct Output<'a> {
     schema: u32,
     simulated: &'a Option<String>,
+    emulated: bool,
     verdict: &'a Verdict,
     findings: &'a [Finding],
     allreduce_estimate: Option<&'a Estimate>,
@@ -36,6 +37,7 @@ pub fn render(
     let output = Output {
         schema: report.schema,
         simulated: &report.simulated,
+        emulated: report.emulated,
         verdict,
         findings,
         allreduce_estimate: estimate,

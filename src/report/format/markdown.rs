@@ -26,6 +26,10 @@ pub fn render(
              hardware.\n"
         );
     }
+    if report.emulated {
+        out += "> **EMULATED** — the probe ran on p2ptop's emulated NVIDIA drivers (tests/emu); \
+                these figures come from their model, not from hardware.\n\n";
+    }
     if !report.run.complete {
         out += "> **INCOMPLETE** — the run was interrupted; some cells were not measured.\n\n";
     }

@@ -83,8 +83,14 @@ pub fn method_sentence(report: &Report) -> String {
             report.run.samples, report.run.buffer_mib
         );
     }
+    let emulated = if report.emulated {
+        "EMULATED: the drivers were p2ptop's emulation, whose copies take the time its model \
+         gives. "
+    } else {
+        ""
+    };
     format!(
-        "Method: each figure is the median of {} samples copying a {} MiB buffer; every sample \
+        "Method: {emulated}each figure is the median of {} samples copying a {} MiB buffer; every sample \
          was gated (a one-thread kernel held all streams until the work was queued), timed with \
          CUDA events around the copy alone, and its destination verified against a hash pattern. \
          GB/s = 10^9 bytes/s; a device-local copy counts its bytes once.",

@@ -70,6 +70,9 @@ pub fn render(report: &Report, verdict: &Verdict) -> String {
 /// On every series: the host as DCGM names it, and the simulated machine when there is one.
 fn common_labels(report: &Report) -> Vec<(&'static str, String)> {
     let mut labels = vec![("Hostname", report.hostname().to_owned())];
+    if report.emulated {
+        labels.push(("emulated", "true".to_owned()));
+    }
     if let Some(name) = &report.simulated {
         labels.push(("simulated", name.clone()));
     }

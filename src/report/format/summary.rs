@@ -15,6 +15,13 @@ pub fn machine_lines(report: &Report) -> Vec<String> {
             "SIMULATED machine ({name}): figures come from p2ptop's model, not from hardware"
         ));
     }
+    if report.emulated {
+        lines.push(
+            "EMULATED drivers: the probe ran on p2ptop's emulated NVIDIA libraries (tests/emu); \
+             figures come from its model, not from hardware"
+                .into(),
+        );
+    }
     if !report.run.complete {
         lines.push("INCOMPLETE: the run was interrupted; some cells were not measured".into());
     }
