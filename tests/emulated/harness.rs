@@ -153,3 +153,15 @@ pub fn json(output: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// The simulator answering `commands` as the probe would (the `--sim` face of the same
+/// machine), in this process.
+pub fn simulated_probe(machine: &str, commands: &[String]) -> Vec<Event> {
+    let machine = p2ptop::sim::load(machine).expect("a preset");
+    let mut sim = p2ptop::sim::simulation::Simulation::new(machine, 1);
+    let input = std::io::Cursor::new(commands.join("\n"));
+    let commands = p2ptop::probe::session::read_commands(std::io::BufReader::new(input));
+    let mut events = Vec::new();
+    p2ptop::probe::session::run(&mut sim, commands, &mut |e| events.push(e.clone()));
+    events
+}

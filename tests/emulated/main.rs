@@ -8,4 +8,5 @@ mod exports;
 mod faults;
 mod measure;
 mod probe;
+mod stress;
 mod topo;
