@@ -6,6 +6,7 @@ mod harness;
 
 mod exports;
 mod faults;
+mod live;
 mod measure;
 mod probe;
 mod stress;

@@ -602,6 +602,7 @@ impl State {
             streams,
             sim,
             last_busy_s,
+            loaded_power_w,
             ..
         } = self;
         let works: Vec<(usize, &Work)> = streams
@@ -690,6 +691,7 @@ impl State {
             ] {
                 if let Node::Gpu(g) = node {
                     last_busy_s[g as usize] = now;
+                    loaded_power_w[g as usize] = sim.thermal()[g as usize].power_w;
                 }
             }
             if done {

@@ -15,6 +15,7 @@ use memory::Memory;
 use p2ptop::sim::machine::Machine;
 use p2ptop::sim::simulation::Simulation;
 use p2ptop::sim::spec::Fault;
+use p2ptop::sim::thermal::Thermal;
 use residency::Sms;
 use state::{Context, Device, State};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
@@ -26,6 +27,8 @@ const GATE_POLL: Duration = Duration::from_micros(50);
 const IDLE_TICK: Duration = Duration::from_millis(100);
 /// The least wall time between two publications of the state while work runs.
 const PUBLISH_EVERY: Duration = Duration::from_millis(2);
+/// How long NVML's readings of power, clocks and load average over, virtual seconds.
+const NVML_WINDOW_S: f64 = 0.1;
 /// Hardware work queues per device unless `CUDA_DEVICE_MAX_CONNECTIONS` says otherwise.
 const DEFAULT_CONNECTIONS: usize = 8;
 const MAX_CONNECTIONS: usize = 32;
@@ -123,6 +126,7 @@ impl Driver {
                 .iter()
                 .map(|g| g.last_busy_ns as f64 / 1e9)
                 .collect(),
+            loaded_power_w: snapshot.gpus.iter().map(|g| g.thermal.power_w).collect(),
             fired: snapshot.fired,
         };
         Ok(Driver {
@@ -198,21 +202,35 @@ impl Driver {
         }
     }
 
+    /// The state for NVML. A GPU that moved bytes within NVML's averaging window reads as
+    /// loaded, at the power it last drew under load: the emulation spends its real time
+    /// between copies (filling, verifying, the host queueing), which on the virtual clock are
+    /// moments, so the instant it publishes is rarely one a sampler on hardware would see.
     fn snapshot(&self, state: &State) -> Snapshot {
+        let now = state.sim.now_s();
         Snapshot {
-            now_ns: (state.sim.now_s() * 1e9) as u64,
+            now_ns: (now * 1e9) as u64,
             epoch_us: self.epoch_us,
             fired: state.fired,
-            gpus: state
-                .sim
-                .thermal()
-                .iter()
-                .zip(state.sim.counters())
-                .zip(&state.last_busy_s)
-                .map(|((thermal, counters), busy)| GpuState {
-                    thermal: thermal.clone(),
-                    last_busy_ns: (busy * 1e9) as u64,
-                    counters: counters.clone(),
+            gpus: (0..state.last_busy_s.len())
+                .map(|g| {
+                    let busy = state.last_busy_s[g];
+                    let mut thermal = state.sim.thermal()[g].clone();
+                    if busy > 0.0 && now - busy <= NVML_WINDOW_S {
+                        let [temp, thermal_clock, power_clock, _, _] = thermal.parts();
+                        thermal = Thermal::from_parts([
+                            temp,
+                            thermal_clock,
+                            power_clock,
+                            state.loaded_power_w[g],
+                            1.0,
+                        ]);
+                    }
+                    GpuState {
+                        thermal,
+                        last_busy_ns: (busy * 1e9) as u64,
+                        counters: state.sim.counters()[g].clone(),
+                    }
                 })
                 .collect(),
         }

@@ -87,6 +87,8 @@ pub struct State {
     pub launches: Vec<u64>,
     /// The virtual moment each machine GPU last moved bytes.
     pub last_busy_s: Vec<f64>,
+    /// Each machine GPU's power the last time it was loaded.
+    pub loaded_power_w: Vec<f64>,
     /// Machine GPUs whose once-only fault has struck, one bit each (kept in the shared state).
     pub fired: u64,
 }
