@@ -117,7 +117,7 @@ fn fake_failing_on_gpu1(name: &str, bad: &str) -> PathBuf {
 fn a_silent_probe_is_killed_its_pair_marked_hung_and_the_rest_measured() {
     let probe = fake_failing_on_gpu1("hang", "exec sleep 600");
     let (tx, feed) = mpsc::channel();
-    let (sup, _) = supervisor::start(&probe, tx).unwrap();
+    let (sup, _) = supervisor::start(&probe, None, tx).unwrap();
     sup.send(measure(1, &[(0, 1), (1, 0), (2, 0)]));
     sup.send(measure(2, &[(1, 0), (0, 2)]));
     let feeds = collect(&feed, 2);
@@ -135,7 +135,7 @@ fn a_silent_probe_is_killed_its_pair_marked_hung_and_the_rest_measured() {
 fn a_crashing_probe_is_reported_with_its_last_errors_and_restarted() {
     let probe = fake_failing_on_gpu1("crash", "echo 'segfault in the driver' >&2; kill -SEGV $$");
     let (tx, feed) = mpsc::channel();
-    let (sup, _) = supervisor::start(&probe, tx).unwrap();
+    let (sup, _) = supervisor::start(&probe, None, tx).unwrap();
     sup.send(measure(1, &[(1, 0), (0, 1)]));
     let feeds = collect(&feed, 1);
     assert_eq!(errors(&feeds), [(1, FailureKind::Crashed)]);
@@ -163,7 +163,7 @@ fn garbage_from_the_probe_is_reported_and_measuring_goes_on() {
         "echo 'Segmentation fault (core dumped) {not json'",
     );
     let (tx, feed) = mpsc::channel();
-    let (sup, _) = supervisor::start(&probe, tx).unwrap();
+    let (sup, _) = supervisor::start(&probe, None, tx).unwrap();
     sup.send(measure(1, &[(1, 0), (0, 1)]));
     let feeds = collect(&feed, 1);
     assert!(feeds.iter().any(|f| matches!(f, Feed::ProbeTrouble(m) if m.contains("not an event") && m.contains("core dumped"))));
@@ -179,10 +179,11 @@ fn a_probe_that_cannot_greet_is_a_start_error() {
     )
     .unwrap();
     let (tx, _feed) = mpsc::channel();
-    let err = supervisor::start(&probe, tx).err().unwrap();
+    let err = supervisor::start(&probe, None, tx).err().unwrap();
     assert!(matches!(err, StartError::NoDriver(_)), "{err:?}");
     let missing = supervisor::start(
         &PathBuf::from("/nonexistent/p2ptop-probe"),
+        None,
         mpsc::channel().0,
     )
     .err()
@@ -197,7 +198,7 @@ fn stop_drops_the_queue_and_finishes_every_command() {
         "sleep 0.3; echo \"{\\\"event\\\":\\\"done\\\",\\\"id\\\":$id,\\\"complete\\\":true}\"",
     );
     let (tx, feed) = mpsc::channel();
-    let (sup, _) = supervisor::start(&probe, tx).unwrap();
+    let (sup, _) = supervisor::start(&probe, None, tx).unwrap();
     sup.send(measure(1, &[(0, 1), (0, 2), (0, 3)]));
     sup.send(measure(2, &[(1, 2)]));
     std::thread::sleep(Duration::from_millis(100));
@@ -222,7 +223,7 @@ fn orphan_parent() {
     )
     .unwrap();
     let (tx, _feed) = mpsc::channel();
-    let (_supervisor, _) = supervisor::start(&probe, tx).unwrap();
+    let (_supervisor, _) = supervisor::start(&probe, None, tx).unwrap();
     std::thread::sleep(Duration::from_secs(600));
 }
 

@@ -5,8 +5,9 @@
 mod cuda;
 
 use clap::Parser;
-use cuda::engine::Probe;
+use cuda::engine::{Probe, StartError};
 use p2ptop::exit;
+use p2ptop::probe::numbering;
 use p2ptop::probe::protocol::Event;
 use p2ptop::probe::session::{self, End};
 use std::io::Write;
@@ -26,18 +27,22 @@ const PROTOCOL_HELP: &str = r#"PROTOCOL
      "settings":{"buffer_mib":512,"samples":5}}
     {"cmd":"stop"}        skip the rest of the running measure command
 
-  A node is a CUDA ordinal or "host" (pinned host memory mapped into the GPUs); src → dst is the
-  direction the data moves. read runs on dst, write on src, bidir is both directions at once
+  A node is a GPU's number or "host" (pinned host memory mapped into the GPUs): CUDA's ordinal,
+  or the number P2PTOP_GPU_NUMBERS gives it (a comma-separated list, one number per CUDA device,
+  as p2ptop sets it to speak NVML's numbering); src → dst is the direction the data moves. read runs on dst, write on src, bidir is both directions at once
   (each a write); on host paths the GPU end does the work. GB/s = 10^9 bytes/s; a device-local
   copy counts its bytes once.
 
   settings (all optional): buffer_mib 512, samples 5, warmup 2, min_sample_ms 10,
-  block_size 512, blocks_per_sm 2, gate_timeout_ms 2000, sample_timeout_ms 10000,
-  latency_steps 100000.
+  block_size 512, blocks_per_sm 2, gate_timeout_ms 2000, sample_timeout_ms 10000 (the deadline
+  of work calibration cannot time: warm-up, filling, verifying; timed samples get five times
+  their calibrated length), latency_steps 100000 (at most 10000000).
 
   Events: sample (one timed sample, with its verification), result (median, min, max and
-  coefficient of variation per direction), latency, pair_error (the probe goes on with the next
-  pair), done (per command; complete=false when stopped), bad_command, fatal.
+  coefficient of variation per direction), latency, stress_total (a stress run's bytes over its
+  joined span), progress (a step starts that may take up to deadline_ms), pair_error (the probe
+  goes on with the next pair), done (per command; complete=false when stopped), bad_command,
+  fatal.
 
   The probe exits after the last command once stdin closes, and when its parent dies.
 
@@ -62,17 +67,17 @@ fn main() -> ExitCode {
     Args::parse();
     die_with_parent();
     ask_for_hardware_queues();
-    let (mut probe, hello) = match Probe::start() {
+    let numbers = std::env::var(numbering::VAR).ok();
+    let (mut probe, hello) = match Probe::start(numbers.as_deref()) {
         Ok(started) => started,
-        Err(err) => {
-            let message = format!("no usable CUDA device: {err}");
-            eprintln!("p2ptop-probe: {message}");
-            emit(&Event::Fatal {
-                message,
-                cuda_error: Some(err.code),
-            });
-            return exit::code(exit::ENVIRONMENT);
+        Err(StartError::Driver(err)) => {
+            return fail(
+                format!("no usable CUDA device: {err}"),
+                Some(err.code),
+                exit::ENVIRONMENT,
+            );
         }
+        Err(StartError::Numbers(message)) => return fail(message, None, exit::USAGE),
     };
     emit(&hello);
     let commands = session::read_commands(std::io::BufReader::new(std::io::stdin()));
@@ -98,6 +103,16 @@ fn ask_for_hardware_queues() {
         // SAFETY: called first thing in main, before any other thread exists.
         unsafe { std::env::set_var(VAR, HARDWARE_QUEUES.to_string()) };
     }
+}
+
+/// Says why the probe cannot start, on stderr and as a `fatal` event, and gives `code`.
+fn fail(message: String, cuda_error: Option<i32>, code: u8) -> ExitCode {
+    eprintln!("p2ptop-probe: {message}");
+    emit(&Event::Fatal {
+        message,
+        cuda_error,
+    });
+    exit::code(code)
 }
 
 fn emit(event: &Event) {

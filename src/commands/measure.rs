@@ -160,7 +160,26 @@ pub fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Ve
     let selected = topology
         .only(devices)
         .map_err(|e| Failure::new(exit::USAGE, format!("--devices: {e}")))?;
-    let mut nodes: Vec<Node> = selected.gpus.iter().map(|g| Node::Gpu(g.index)).collect();
+    let mut nodes = Vec::new();
+    for gpu in &selected.gpus {
+        match gpu.not_measurable() {
+            None => nodes.push(Node::Gpu(gpu.index)),
+            // Asked for by name, it is a mistake; found among all, a fact to report.
+            Some(why) if devices.is_some() => {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    format!("--devices: GPU{} cannot be measured: {why}", gpu.index),
+                ));
+            }
+            Some(why) => eprintln!("p2ptop: GPU{} is not measured: {why}", gpu.index),
+        }
+    }
+    if nodes.is_empty() {
+        return Err(Failure::new(
+            exit::ENVIRONMENT,
+            "no GPU of this machine can be measured (see above why)",
+        ));
+    }
     nodes.push(Node::Host);
     Ok(nodes)
 }

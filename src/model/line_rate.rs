@@ -75,6 +75,8 @@ pub fn between(a: &Gpu, b: &Gpu, link: LinkType) -> Option<LineRate> {
             let (ra, rb) = (pcie_max(&a.pcie)?, pcie_max(&b.pcie)?);
             Some(if ra.gbps <= rb.gbps { ra } else { rb })
         }
+        // A path nobody could name has no line rate to hold it to.
+        LinkType::Unknown => None,
     }
 }
 
@@ -148,6 +150,9 @@ mod tests {
             default_power_limit_w: None,
             cpu_affinity: None,
             numa_node: None,
+            numa_affinity: None,
+            unavailable: None,
+            mig: None,
             pcie: PcieLink {
                 gen_now: Some(1),
                 width_now: Some(width),

@@ -25,6 +25,9 @@ pub enum LinkType {
     Node,
     /// Across the link between NUMA nodes (sockets).
     Sys,
+    /// NVML could not tell how the two are joined (`N/A`): the pair is kept, with its P2P
+    /// status, and judged by nothing that needs its path.
+    Unknown,
 }
 
 impl LinkType {
@@ -46,6 +49,7 @@ impl LinkType {
             LinkType::Sys => {
                 "SYS  = Connection traversing PCIe as well as the SMP interconnect between NUMA nodes (e.g., QPI/UPI)"
             }
+            LinkType::Unknown => "N/A  = NVML could not tell how the two GPUs are joined",
         }
     }
 
@@ -75,6 +79,7 @@ impl fmt::Display for LinkType {
             LinkType::Phb => f.write_str("PHB"),
             LinkType::Node => f.write_str("NODE"),
             LinkType::Sys => f.write_str("SYS"),
+            LinkType::Unknown => f.write_str("N/A"),
         }
     }
 }
@@ -90,6 +95,7 @@ impl FromStr for LinkType {
             "PHB" => LinkType::Phb,
             "NODE" => LinkType::Node,
             "SYS" => LinkType::Sys,
+            "N/A" => LinkType::Unknown,
             _ => match s.strip_prefix("NV").map(str::parse::<u32>) {
                 Some(Ok(n)) if n > 0 => LinkType::NvLink(n),
                 _ => {
@@ -261,8 +267,18 @@ pub struct Gpu {
     pub default_power_limit_w: Option<f64>,
     /// CPUs close to this GPU, as `topo -m`'s "CPU Affinity" column (e.g. "0-31,64-95").
     pub cpu_affinity: Option<String>,
-    /// `topo -m`'s "NUMA Affinity" column.
+    /// The NUMA node nearest the GPU, when there is exactly one.
     pub numa_node: Option<u32>,
+    /// `topo -m`'s "NUMA Affinity" column as NVML gives it: one node, or several (`0-1`).
+    #[serde(default)]
+    pub numa_affinity: Option<String>,
+    /// Why NVML cannot open this GPU, when it cannot (outside this job's cgroup, fallen off the
+    /// bus): it is counted and shown, and nothing is measured on it.
+    #[serde(default)]
+    pub unavailable: Option<String>,
+    /// Whether the GPU is in MIG mode: then it has no peer access at all.
+    #[serde(default)]
+    pub mig: Option<bool>,
     pub pcie: PcieLink,
     pub nvlinks: Vec<NvLink>,
     /// The BAR1 aperture (how much GPU memory peers and the host can map), MiB.
@@ -275,6 +291,19 @@ pub struct Gpu {
 const POWER_LIMIT_TOLERANCE_W: f64 = 1.0;
 
 impl Gpu {
+    /// Why nothing is measured on this GPU, if nothing is: NVML cannot open it, or it is in MIG
+    /// mode (CUDA then sees its instances, not the GPU, and MIG instances have no peer access).
+    pub fn not_measurable(&self) -> Option<String> {
+        if let Some(why) = &self.unavailable {
+            return Some(format!("NVML cannot open it: {why}"));
+        }
+        (self.mig == Some(true)).then(|| {
+            "it is in MIG mode: CUDA sees its instances, which have no peer access; turn MIG off \
+             (nvidia-smi -mig 0) to measure it"
+                .to_owned()
+        })
+    }
+
     /// The limit in force and the board's default, when the limit is below the default: a cap
     /// that lowers clocks under load, whether or not the GPU has reached it yet. `enforced_w` is
     /// the enforced limit telemetry read; without it, the configured limit is used.

@@ -16,21 +16,21 @@ use crate::model::topology::{
 pub fn discover(src: &dyn NvmlSource, mut host: Host, cuda_bus_ids: &[String]) -> Topology {
     host.driver_version = src.driver_version().ok();
     host.cuda_version = src.cuda_driver_version().ok().map(cuda_version);
+    // `real::open` refuses an NVML that cannot count its GPUs; a recording always can.
     let count = src.device_count().unwrap_or(0);
     let gpus: Vec<Gpu> = (0..count).map(|i| read_gpu(src, i, cuda_bus_ids)).collect();
     let mut pairs = Vec::new();
     for a in &gpus {
         for b in gpus.iter().filter(|b| b.index > a.index) {
-            if let Some(link) = link_type(src, a, b) {
-                pairs.push(PairLink {
-                    a: a.index,
-                    b: b.index,
-                    link,
-                    p2p: p2p_caps(src, a.index, b.index),
-                    p2p_back: p2p_caps(src, b.index, a.index),
-                    line_rate: line_rate::between(a, b, link),
-                });
-            }
+            let link = link_type(src, a, b, &gpus);
+            pairs.push(PairLink {
+                a: a.index,
+                b: b.index,
+                link,
+                p2p: p2p_caps(src, a.index, b.index),
+                p2p_back: p2p_caps(src, b.index, a.index),
+                line_rate: line_rate::between(a, b, link),
+            });
         }
     }
     Topology { host, gpus, pairs }
@@ -55,7 +55,8 @@ pub fn normalize_bus_id(id: &str) -> String {
 }
 
 /// The NVLink generation for NVML's `nvmlNvlinkVersion_t` code (nvml.h: 1 = 1.0, 2 = 2.0,
-/// 3 = 2.2, 4 = 3.0, 5 = 3.1, 6 = 4.0, 7 = 5.0; 0 is invalid).
+/// 3 = 2.2, 4 = 3.0, 5 = 3.1, 6 = 4.0, 7 = 5.0, 8 = 6.0; 0 is invalid). A100 and the RTX 3090
+/// report 5 (3.1), H100 and H200 6.
 pub fn nvlink_version(code: u32) -> Option<&'static str> {
     Some(match code {
         1 => "1.0",
@@ -65,6 +66,7 @@ pub fn nvlink_version(code: u32) -> Option<&'static str> {
         5 => "3.1",
         6 => "4.0",
         7 => "5.0",
+        8 => "6.0",
         _ => return None,
     })
 }
@@ -75,6 +77,7 @@ fn cuda_version(encoded: i32) -> String {
 }
 
 fn read_gpu(src: &dyn NvmlSource, index: u32, cuda_bus_ids: &[String]) -> Gpu {
+    let unavailable = src.reachable(index).err().map(|why| why.0);
     let name = src.name(index).unwrap_or_else(|_| "unknown GPU".into());
     let pci_bus_id = src
         .pci_bus_id(index)
@@ -85,6 +88,7 @@ fn read_gpu(src: &dyn NvmlSource, index: u32, cuda_bus_ids: &[String]) -> Gpu {
         .position(|id| !pci_bus_id.is_empty() && normalize_bus_id(id) == pci_bus_id)
         .and_then(|ordinal| u32::try_from(ordinal).ok());
     let mib = |bytes: u64| bytes / (1 << 20);
+    let numa_affinity = src.numa_affinity(index).ok();
     Gpu {
         index,
         cuda_ordinal,
@@ -95,7 +99,11 @@ fn read_gpu(src: &dyn NvmlSource, index: u32, cuda_bus_ids: &[String]) -> Gpu {
         power_limit_w: src.power_limit_mw(index).ok().map(milli),
         default_power_limit_w: src.default_power_limit_mw(index).ok().map(milli),
         cpu_affinity: src.cpu_affinity(index).ok(),
-        numa_node: src.numa_node(index).ok(),
+        // A single node is "the" node; several (sub-NUMA clustering) are only listed.
+        numa_node: numa_affinity.as_deref().and_then(|n| n.parse().ok()),
+        numa_affinity,
+        unavailable,
+        mig: src.mig_enabled(index).ok(),
         pcie: PcieLink {
             gen_now: src.pcie_gen_now(index).ok(),
             width_now: src.pcie_width_now(index).ok(),
@@ -113,9 +121,21 @@ fn milli(value: u32) -> f64 {
     f64::from(value) / 1000.0
 }
 
-/// Every link the GPU has (those `nvlink_is_active` answers for), active or not.
+/// The link numbers a GPU has: field 91's count where the driver gives it, else every number
+/// NVML answers for up to its largest.
+pub fn nvlink_numbers(src: &dyn NvmlSource, gpu: u32) -> Vec<u32> {
+    match src.nvlink_count(gpu) {
+        Ok(count) => (0..count.min(MAX_NVLINKS)).collect(),
+        Err(_) => (0..MAX_NVLINKS)
+            .filter(|&link| src.nvlink_is_active(gpu, link).is_ok())
+            .collect(),
+    }
+}
+
+/// Every link the GPU has, active or not.
 fn read_nvlinks(src: &dyn NvmlSource, gpu: u32, name: &str) -> Vec<NvLink> {
-    (0..MAX_NVLINKS)
+    nvlink_numbers(src, gpu)
+        .into_iter()
         .filter_map(|link| {
             let active = src.nvlink_is_active(gpu, link).ok()?;
             let version = src
@@ -151,43 +171,65 @@ fn remote_end(src: &dyn NvmlSource, gpu: u32, link: u32) -> NvLinkRemote {
         (Ok(RemoteDevice::Switch), _) => NvLinkRemote::Switch,
         (Ok(RemoteDevice::IbmNpu), _) => NvLinkRemote::Cpu,
         // Without the device type, a remote bus id still names a GPU on a direct link.
-        (Ok(RemoteDevice::Gpu) | Err(_), Some(id)) => NvLinkRemote::Gpu(normalize_bus_id(&id)),
+        (Ok(RemoteDevice::Gpu | RemoteDevice::Unknown) | Err(_), Some(id)) => {
+            NvLinkRemote::Gpu(normalize_bus_id(&id))
+        }
         _ => NvLinkRemote::Unknown,
     }
 }
 
-/// `NV#` when NVLinks join the pair, else the PCIe distance; None when NVML says neither.
+/// `NV#` when NVLinks join the pair, else the PCIe distance; `N/A` when NVML says neither.
 ///
-/// Direct links are counted from `a`'s side (NVML reports each link on both GPUs). Through
+/// Direct links are counted from both sides (NVML reports each link on both GPUs). Through
 /// NVSwitch every link ends at a switch, so the pair gets as many links as the GPU with fewer
-/// switch links has, as `nvidia-smi topo -m` counts them.
-fn link_type(src: &dyn NvmlSource, a: &Gpu, b: &Gpu) -> Option<LinkType> {
+/// switch links has, as `nvidia-smi topo -m` counts them. An active link whose far end is no
+/// GPU of this machine counts as a switch link: in VMs and with older drivers NVML types the
+/// switches as unknown, and NCCL reads them so too. Two GPUs joined only through switches get
+/// NV# only if NVML's NVLink P2P status for them is OK, where it answers: a Fabric Manager
+/// partition can put them in different NVLink domains.
+fn link_type(src: &dyn NvmlSource, a: &Gpu, b: &Gpu, gpus: &[Gpu]) -> LinkType {
     let to_peer = |from: &Gpu, peer: &Gpu| {
         from.nvlinks
             .iter()
             .filter(|l| l.active && l.remote == NvLinkRemote::Gpu(peer.pci_bus_id.clone()))
             .count()
     };
+    let known_gpu = |bus: &str| gpus.iter().any(|g| g.pci_bus_id == bus);
     let to_switch = |gpu: &Gpu| {
         gpu.nvlinks
             .iter()
-            .filter(|l| l.active && l.remote == NvLinkRemote::Switch)
+            .filter(|l| l.active)
+            .filter(|l| match &l.remote {
+                NvLinkRemote::Switch | NvLinkRemote::Unknown => true,
+                NvLinkRemote::Gpu(bus) => !known_gpu(bus),
+                NvLinkRemote::Cpu => false,
+            })
             .count()
     };
     let direct = to_peer(a, b).max(to_peer(b, a));
-    let switched = to_switch(a).min(to_switch(b));
+    let partitioned = || {
+        [(a, b), (b, a)].iter().any(|(x, y)| {
+            src.p2p_status(x.index, y.index, P2pCap::Nvlink)
+                .is_ok_and(|s| s != P2pStatus::Ok)
+        })
+    };
+    let switched = match to_switch(a).min(to_switch(b)) {
+        n if n > 0 && partitioned() => 0,
+        n => n,
+    };
     let links = if direct > 0 { direct } else { switched };
     if links > 0 {
-        return Some(LinkType::NvLink(u32::try_from(links).ok()?));
+        return u32::try_from(links).map_or(LinkType::Unknown, LinkType::NvLink);
     }
-    Some(match src.common_ancestor(a.index, b.index).ok()? {
+    match src.common_ancestor(a.index, b.index) {
         // On one board, behind the board's own PCIe switch: nvidia-smi shows PIX.
-        CommonAncestor::Internal | CommonAncestor::Single => LinkType::Pix,
-        CommonAncestor::Multiple => LinkType::Pxb,
-        CommonAncestor::HostBridge => LinkType::Phb,
-        CommonAncestor::Node => LinkType::Node,
-        CommonAncestor::System => LinkType::Sys,
-    })
+        Ok(CommonAncestor::Internal | CommonAncestor::Single) => LinkType::Pix,
+        Ok(CommonAncestor::Multiple) => LinkType::Pxb,
+        Ok(CommonAncestor::HostBridge) => LinkType::Phb,
+        Ok(CommonAncestor::Node) => LinkType::Node,
+        Ok(CommonAncestor::System) => LinkType::Sys,
+        Err(_) => LinkType::Unknown,
+    }
 }
 
 /// `a`'s access to `b`'s memory; a capability NVML does not answer for is `U` (unknown), as
@@ -222,6 +264,7 @@ mod tests {
         assert_eq!(nvlink_version(5), Some("3.1"));
         assert_eq!(nvlink_version(6), Some("4.0"));
         assert_eq!(nvlink_version(7), Some("5.0"));
+        assert_eq!(nvlink_version(8), Some("6.0"));
         assert_eq!(nvlink_version(0), None);
         assert_eq!(nvlink_version(99), None);
     }

@@ -1,13 +1,15 @@
 //! [`NvmlSource`] over the real NVML, through nvml-wrapper.
 //!
 //! `libnvidia-ml.so.1` is loaded when [`open`] is called, not when p2ptop starts, so p2ptop runs
-//! on machines without a driver and can say what is missing. Two calls go around nvml-wrapper:
-//! its field-value call always asks for scope 0 (NVLink 0 only), and its NVLink remote-type call
-//! never returns what the driver wrote.
+//! on machines without a driver and can say what is missing. Device handles are looked up once,
+//! at open. Several calls go around nvml-wrapper, through its raw library: its field-value call
+//! always asks for scope 0 (NVLink 0 only) and one field at a time, its NVLink remote-type call
+//! never returns what the driver wrote, and it has no MIG-mode, margin-temperature or
+//! clocks-event-reasons call that keeps unknown bits.
 
 use super::source::{
-    Answer, Clock, CommonAncestor, CounterReading, Direction, NoAnswer, NvLinkError, NvmlSource,
-    P2pCap, RemoteDevice, Threshold,
+    Answer, Clock, CommonAncestor, Counter, CounterReading, Direction, NoAnswer, NvLinkError,
+    NvmlSource, P2pCap, RemoteDevice, Threshold,
 };
 use crate::model::topology::P2pStatus;
 use nvml_wrapper::enum_wrappers::device::{
@@ -31,17 +33,26 @@ const FIELD_NVLINK_RX_KIB: u32 = 139;
 const FIELD_NVLINK_SPEED_MB_S: u32 = 164;
 const FIELD_PCIE_TX_BYTES: u32 = 197;
 const FIELD_PCIE_RX_BYTES: u32 = 198;
+const FIELD_NVLINK_LINK_COUNT: u32 = 91;
+const FIELD_SHUTDOWN_TLIMIT: u32 = 193;
+const FIELD_SLOWDOWN_TLIMIT: u32 = 194;
 
 /// Enough words for 4096 CPUs (64-bit `unsigned long`s on the 64-bit Linux NVML ships for).
 const CPU_SET_WORDS: usize = 64;
 /// Enough for 64 NUMA nodes.
 const NODE_SET_WORDS: usize = 1;
 
-/// NVML, loaded and initialised.
+/// NVML, loaded and initialised, with every GPU's handle looked up once.
 pub struct RealNvml {
     nvml: Nvml,
+    /// By NVML index: the handle, or why NVML cannot open the GPU.
+    handles: Vec<Result<sys::nvmlDevice_t, NoAnswer>>,
     started: Instant,
 }
+
+// SAFETY: NVML is thread-safe (nvml.h); a handle is an opaque token valid for the library's
+// lifetime, which the struct owns.
+unsafe impl Send for RealNvml {}
 
 /// Why NVML could not be used, and what to do instead.
 #[derive(Debug)]
@@ -64,15 +75,26 @@ impl fmt::Display for NvmlMissing {
 
 impl std::error::Error for NvmlMissing {}
 
-/// Loads and initialises NVML.
+/// Loads and initialises NVML and opens every GPU it counts.
 pub fn open() -> Result<RealNvml, NvmlMissing> {
-    match Nvml::init() {
-        Ok(nvml) => Ok(RealNvml {
-            nvml,
-            started: Instant::now(),
-        }),
-        Err(err) => Err(missing(err)),
-    }
+    let nvml = Nvml::init().map_err(missing)?;
+    let count = nvml.device_count().map_err(|err| NvmlMissing {
+        problem: "NVML started but could not count the GPUs".into(),
+        detail: err.to_string(),
+    })?;
+    let handles = (0..count)
+        .map(|index| {
+            nvml.device_by_index(index)
+                // SAFETY: the handle is only used with the `Nvml` it came from.
+                .map(|device| unsafe { device.handle() })
+                .map_err(no)
+        })
+        .collect();
+    Ok(RealNvml {
+        nvml,
+        handles,
+        started: Instant::now(),
+    })
 }
 
 fn missing(err: NvmlError) -> NvmlMissing {
@@ -125,62 +147,107 @@ pub fn cpu_list(words: &[c_ulong]) -> String {
     text.join(",")
 }
 
-/// A field value as a counter: its width comes from NVML's value type.
-fn field_counter(value: &sys::nvmlFieldValue_t) -> Answer<CounterReading> {
+/// A field value as a number: unsigned ones with the width at which they wrap, signed ones
+/// as they are.
+enum FieldNumber {
+    Unsigned(u64, u32),
+    Signed(i64),
+}
+
+fn field_number(value: &sys::nvmlFieldValue_t) -> Answer<FieldNumber> {
     nvml_try(value.nvmlReturn).map_err(no)?;
     // SAFETY: NVML wrote the union member that `valueType` names.
-    let (number, bits) = unsafe {
-        match value.valueType {
+    unsafe {
+        Ok(match value.valueType {
             sys::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT => {
-                (u64::from(value.value.uiVal), 32)
+                FieldNumber::Unsigned(u64::from(value.value.uiVal), 32)
             }
-            sys::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_LONG => (value.value.ulVal, 64),
-            sys::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_LONG_LONG => (value.value.ullVal, 64),
-            sys::nvmlValueType_enum_NVML_VALUE_TYPE_SIGNED_LONG_LONG => {
-                let v = value.value.sllVal;
-                (
-                    u64::try_from(v).map_err(|_| NoAnswer(format!("negative count {v}")))?,
-                    64,
-                )
+            sys::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_LONG => {
+                FieldNumber::Unsigned(value.value.ulVal, 64)
+            }
+            sys::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_LONG_LONG => {
+                FieldNumber::Unsigned(value.value.ullVal, 64)
             }
             sys::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_SHORT => {
-                (u64::from(value.value.usVal), 16)
+                FieldNumber::Unsigned(u64::from(value.value.usVal), 16)
+            }
+            sys::nvmlValueType_enum_NVML_VALUE_TYPE_SIGNED_LONG_LONG => {
+                FieldNumber::Signed(value.value.sllVal)
+            }
+            sys::nvmlValueType_enum_NVML_VALUE_TYPE_SIGNED_INT => {
+                FieldNumber::Signed(i64::from(value.value.siVal))
             }
             other => return Err(NoAnswer(format!("field value of type {other}"))),
-        }
+        })
+    }
+}
+
+/// A field value as a counter: its width comes from NVML's value type.
+fn field_counter(value: &sys::nvmlFieldValue_t) -> Answer<CounterReading> {
+    let (number, bits) = match field_number(value)? {
+        FieldNumber::Unsigned(n, bits) => (n, bits),
+        FieldNumber::Signed(n) => (
+            u64::try_from(n).map_err(|_| NoAnswer(format!("negative count {n}")))?,
+            64,
+        ),
     };
     Ok(CounterReading {
         value: number,
         bits,
-        at_us: u64::try_from(value.timestamp).unwrap_or(0),
+        at_us: u64::try_from(value.timestamp).ok().filter(|&t| t > 0),
     })
 }
 
+/// The field and scope of a counter.
+fn field_of(counter: Counter) -> (u32, u32) {
+    match counter {
+        Counter::NvlinkKib(link, Direction::Tx) => (FIELD_NVLINK_TX_KIB, link),
+        Counter::NvlinkKib(link, Direction::Rx) => (FIELD_NVLINK_RX_KIB, link),
+        Counter::PcieBytes(Direction::Tx) => (FIELD_PCIE_TX_BYTES, 0),
+        Counter::PcieBytes(Direction::Rx) => (FIELD_PCIE_RX_BYTES, 0),
+    }
+}
+
 impl RealNvml {
-    fn device(&self, gpu: u32) -> Answer<Device<'_>> {
-        self.nvml.device_by_index(gpu).map_err(no)
+    fn handle(&self, gpu: u32) -> Answer<sys::nvmlDevice_t> {
+        self.handles
+            .get(gpu as usize)
+            .ok_or_else(|| NoAnswer(format!("there is no GPU {gpu}")))?
+            .clone()
     }
 
-    /// One field value for one scope (an NVLink number for per-link fields).
-    fn field(&self, gpu: u32, field_id: u32, scope: u32) -> Answer<CounterReading> {
-        let device = self.device(gpu)?;
+    fn device(&self, gpu: u32) -> Answer<Device<'_>> {
+        // SAFETY: the handle came from this `Nvml`, which outlives the `Device`.
+        Ok(unsafe { Device::new(self.handle(gpu)?, &self.nvml) })
+    }
+
+    /// Field values for `(field id, scope id)` requests of one GPU, in one call.
+    fn fields(&self, gpu: u32, requests: &[(u32, u32)]) -> Answer<Vec<sys::nvmlFieldValue_t>> {
+        let handle = self.handle(gpu)?;
         let call = self
             .nvml
             .lib()
             .nvmlDeviceGetFieldValues
             .as_ref()
             .map_err(|e| NoAnswer(e.to_string()))?;
-        // SAFETY: a zeroed nvmlFieldValue_t is valid (plain integers and a union of numbers);
-        // NVML fills the one value we pass, through a handle that lives as long as `device`.
-        let mut value: sys::nvmlFieldValue_t = unsafe { std::mem::zeroed() };
-        value.fieldId = field_id;
-        value.scopeId = scope;
-        nvml_try(unsafe { call(device.handle(), 1, &mut value) }).map_err(no)?;
-        let mut reading = field_counter(&value)?;
-        if reading.at_us == 0 {
-            reading.at_us = self.begin_sample();
-        }
-        Ok(reading)
+        let mut values: Vec<sys::nvmlFieldValue_t> = requests
+            .iter()
+            .map(|&(field, scope)| {
+                // SAFETY: a zeroed nvmlFieldValue_t is valid (integers and a union of numbers).
+                let mut value: sys::nvmlFieldValue_t = unsafe { std::mem::zeroed() };
+                value.fieldId = field;
+                value.scopeId = scope;
+                value
+            })
+            .collect();
+        // SAFETY: NVML fills the `values.len()` values we pass, through a live handle.
+        nvml_try(unsafe { call(handle, values.len() as i32, values.as_mut_ptr()) }).map_err(no)?;
+        Ok(values)
+    }
+
+    /// One field's number.
+    fn field(&self, gpu: u32, field: u32, scope: u32) -> Answer<FieldNumber> {
+        field_number(&self.fields(gpu, &[(field, scope)])?[0])
     }
 
     fn nvlink_counter(&self, gpu: u32, link: u32, counter: ErrorCounter) -> Answer<u64> {
@@ -189,6 +256,21 @@ impl RealNvml {
             .link_wrapper_for(link)
             .error_counter(counter)
             .map_err(no)
+    }
+
+    /// A raw call that answers one `u64` through a live handle (`Err` when the library lacks
+    /// the symbol).
+    fn raw_u64<E: fmt::Display>(
+        &self,
+        gpu: u32,
+        call: Result<&unsafe extern "C" fn(sys::nvmlDevice_t, *mut u64) -> sys::nvmlReturn_t, E>,
+    ) -> Answer<u64> {
+        let handle = self.handle(gpu)?;
+        let call = call.map_err(|e| NoAnswer(e.to_string()))?;
+        let mut value = 0u64;
+        // SAFETY: NVML writes one u64 through the pointer; the handle is live.
+        nvml_try(unsafe { call(handle, &mut value) }).map_err(no)?;
+        Ok(value)
     }
 }
 
@@ -202,7 +284,11 @@ impl NvmlSource for RealNvml {
     }
 
     fn device_count(&self) -> Answer<u32> {
-        self.nvml.device_count().map_err(no)
+        Ok(self.handles.len() as u32)
+    }
+
+    fn reachable(&self, gpu: u32) -> Answer<()> {
+        self.handle(gpu).map(|_| ())
     }
 
     fn name(&self, gpu: u32) -> Answer<String> {
@@ -240,15 +326,29 @@ impl NvmlSource for RealNvml {
         Ok(cpu_list(&words))
     }
 
-    fn numa_node(&self, gpu: u32) -> Answer<u32> {
+    fn numa_affinity(&self, gpu: u32) -> Answer<String> {
         let nodes = self
             .device(gpu)?
             .memory_affinity(NODE_SET_WORDS, sys::NVML_AFFINITY_SCOPE_NODE)
             .map_err(no)?;
-        match nodes.first().map(|word| word.trailing_zeros()) {
-            Some(node) if node < c_ulong::BITS => Ok(node),
-            _ => Err(NoAnswer("no NUMA node near this GPU".into())),
+        match cpu_list(&nodes) {
+            list if list.is_empty() => Err(NoAnswer("no NUMA node near this GPU".into())),
+            list => Ok(list),
         }
+    }
+
+    fn mig_enabled(&self, gpu: u32) -> Answer<bool> {
+        let handle = self.handle(gpu)?;
+        let call = self
+            .nvml
+            .lib()
+            .nvmlDeviceGetMigMode
+            .as_ref()
+            .map_err(|e| NoAnswer(e.to_string()))?;
+        let (mut current, mut pending) = (0u32, 0u32);
+        // SAFETY: NVML writes two unsigned ints through the pointers; the handle is live.
+        nvml_try(unsafe { call(handle, &mut current, &mut pending) }).map_err(no)?;
+        Ok(current == sys::NVML_DEVICE_MIG_ENABLE)
     }
 
     fn pcie_gen_now(&self, gpu: u32) -> Answer<u32> {
@@ -271,6 +371,13 @@ impl NvmlSource for RealNvml {
         Ok(self.device(gpu)?.bar1_memory_info().map_err(no)?.total)
     }
 
+    fn nvlink_count(&self, gpu: u32) -> Answer<u32> {
+        match self.field(gpu, FIELD_NVLINK_LINK_COUNT, 0)? {
+            FieldNumber::Unsigned(n, _) => u32::try_from(n).map_err(|e| NoAnswer(e.to_string())),
+            FieldNumber::Signed(n) => u32::try_from(n).map_err(|e| NoAnswer(e.to_string())),
+        }
+    }
+
     fn nvlink_is_active(&self, gpu: u32, link: u32) -> Answer<bool> {
         let device = self.device(gpu)?;
         device.link_wrapper_for(link).is_active().map_err(no)
@@ -282,7 +389,10 @@ impl NvmlSource for RealNvml {
     }
 
     fn nvlink_speed_mb_s(&self, gpu: u32, link: u32) -> Answer<u64> {
-        Ok(self.field(gpu, FIELD_NVLINK_SPEED_MB_S, link)?.value)
+        match self.field(gpu, FIELD_NVLINK_SPEED_MB_S, link)? {
+            FieldNumber::Unsigned(n, _) => Ok(n),
+            FieldNumber::Signed(n) => u64::try_from(n).map_err(|e| NoAnswer(e.to_string())),
+        }
     }
 
     fn nvlink_remote_bus_id(&self, gpu: u32, link: u32) -> Answer<String> {
@@ -295,7 +405,7 @@ impl NvmlSource for RealNvml {
     }
 
     fn nvlink_remote_device(&self, gpu: u32, link: u32) -> Answer<RemoteDevice> {
-        let device = self.device(gpu)?;
+        let handle = self.handle(gpu)?;
         let call = self
             .nvml
             .lib()
@@ -304,8 +414,8 @@ impl NvmlSource for RealNvml {
             .map_err(|e| NoAnswer(e.to_string()))?;
         let mut kind: sys::nvmlIntNvLinkDeviceType_t =
             sys::nvmlIntNvLinkDeviceType_enum_NVML_NVLINK_DEVICE_TYPE_UNKNOWN;
-        // SAFETY: NVML writes one enum value through the pointer; the handle outlives the call.
-        nvml_try(unsafe { call(device.handle(), link, &mut kind) }).map_err(no)?;
+        // SAFETY: NVML writes one enum value through the pointer; the handle is live.
+        nvml_try(unsafe { call(handle, link, &mut kind) }).map_err(no)?;
         Ok(match kind {
             sys::nvmlIntNvLinkDeviceType_enum_NVML_NVLINK_DEVICE_TYPE_GPU => RemoteDevice::Gpu,
             sys::nvmlIntNvLinkDeviceType_enum_NVML_NVLINK_DEVICE_TYPE_IBMNPU => {
@@ -360,6 +470,10 @@ impl NvmlSource for RealNvml {
     }
 
     fn begin_sample(&self) -> u64 {
+        self.clock_us()
+    }
+
+    fn clock_us(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
@@ -375,6 +489,36 @@ impl NvmlSource for RealNvml {
             Threshold::Shutdown => TemperatureThreshold::Shutdown,
         };
         self.device(gpu)?.temperature_threshold(which).map_err(no)
+    }
+
+    fn temperature_limit_c(&self, gpu: u32, which: Threshold) -> Answer<i64> {
+        let field = match which {
+            Threshold::Slowdown => FIELD_SLOWDOWN_TLIMIT,
+            Threshold::Shutdown => FIELD_SHUTDOWN_TLIMIT,
+        };
+        match self.field(gpu, field, 0)? {
+            FieldNumber::Signed(n) => Ok(n),
+            // An unsigned type here would be a driver bug; its bits are still the signed value.
+            FieldNumber::Unsigned(n, bits) => Ok(sign_extend(n, bits)),
+        }
+    }
+
+    fn margin_temperature_c(&self, gpu: u32) -> Answer<i64> {
+        let handle = self.handle(gpu)?;
+        let call = self
+            .nvml
+            .lib()
+            .nvmlDeviceGetMarginTemperature
+            .as_ref()
+            .map_err(|e| NoAnswer(e.to_string()))?;
+        let mut margin = sys::nvmlMarginTemperature_t {
+            // NVML_STRUCT_VERSION(MarginTemperature, 1), as nvml.h defines it.
+            version: (std::mem::size_of::<sys::nvmlMarginTemperature_t>() | (1 << 24)) as u32,
+            marginTemperature: 0,
+        };
+        // SAFETY: NVML fills the versioned struct; the handle is live.
+        nvml_try(unsafe { call(handle, &mut margin) }).map_err(no)?;
+        Ok(i64::from(margin.marginTemperature))
     }
 
     fn clock_mhz(&self, gpu: u32, clock: Clock) -> Answer<u32> {
@@ -400,19 +544,21 @@ impl NvmlSource for RealNvml {
     }
 
     fn clocks_event_reasons(&self, gpu: u32) -> Answer<u64> {
-        Ok(self
-            .device(gpu)?
-            .current_throttle_reasons()
-            .map_err(no)?
-            .bits())
+        // The current call first; drivers before R535 only have the deprecated one. Both raw:
+        // nvml-wrapper's bitflags would drop bits its headers do not name.
+        let lib = self.nvml.lib();
+        match self.raw_u64(gpu, lib.nvmlDeviceGetCurrentClocksEventReasons.as_ref()) {
+            Ok(bits) => Ok(bits),
+            Err(_) => self.raw_u64(gpu, lib.nvmlDeviceGetCurrentClocksThrottleReasons.as_ref()),
+        }
     }
 
-    fn pcie_bytes(&self, gpu: u32, dir: Direction) -> Answer<CounterReading> {
-        let field = match dir {
-            Direction::Tx => FIELD_PCIE_TX_BYTES,
-            Direction::Rx => FIELD_PCIE_RX_BYTES,
-        };
-        self.field(gpu, field, 0)
+    fn counters(&self, gpu: u32, counters: &[Counter]) -> Vec<Answer<CounterReading>> {
+        let requests: Vec<(u32, u32)> = counters.iter().map(|&c| field_of(c)).collect();
+        match self.fields(gpu, &requests) {
+            Ok(values) => values.iter().map(field_counter).collect(),
+            Err(why) => counters.iter().map(|_| Err(why.clone())).collect(),
+        }
     }
 
     fn pcie_throughput_kib_s(&self, gpu: u32, dir: Direction) -> Answer<u32> {
@@ -423,17 +569,15 @@ impl NvmlSource for RealNvml {
         self.device(gpu)?.pcie_throughput(counter).map_err(no)
     }
 
-    fn nvlink_kib(&self, gpu: u32, link: u32, dir: Direction) -> Answer<CounterReading> {
-        let field = match dir {
-            Direction::Tx => FIELD_NVLINK_TX_KIB,
-            Direction::Rx => FIELD_NVLINK_RX_KIB,
-        };
-        self.field(gpu, field, link)
-    }
-
     fn pcie_replay_count(&self, gpu: u32) -> Answer<u32> {
         self.device(gpu)?.pcie_replay_counter().map_err(no)
     }
+}
+
+/// The signed value of the low `bits` bits of `n`.
+fn sign_extend(n: u64, bits: u32) -> i64 {
+    let shift = 64 - bits.clamp(1, 64);
+    ((n << shift) as i64) >> shift
 }
 
 fn nv_clock(clock: Clock) -> NvClock {

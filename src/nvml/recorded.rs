@@ -6,8 +6,8 @@
 //! [`NvmlSource::begin_sample`] moves to the next pass and stays on the last one.
 
 use super::source::{
-    Answer, Clock, CommonAncestor, CounterReading, Direction, NoAnswer, NvLinkError, NvmlSource,
-    P2pCap, RemoteDevice, Threshold,
+    Answer, Clock, CommonAncestor, Counter, CounterReading, Direction, NoAnswer, NvLinkError,
+    NvmlSource, P2pCap, RemoteDevice, Threshold,
 };
 use crate::model::topology::P2pStatus;
 use anyhow::Context;
@@ -32,6 +32,9 @@ pub struct Recording {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordedGpu {
+    /// Why NVML cannot open this GPU (its error text), when it cannot; every other answer
+    /// about it is then refused.
+    pub unreachable: Option<String>,
     pub name: Option<String>,
     pub uuid: Option<String>,
     pub pci_bus_id: Option<String>,
@@ -40,7 +43,11 @@ pub struct RecordedGpu {
     pub power_limit_mw: Option<u32>,
     pub default_power_limit_mw: Option<u32>,
     pub cpu_affinity: Option<String>,
-    pub numa_node: Option<u32>,
+    /// NUMA nodes as a list, e.g. `0` or `0-1`.
+    pub numa_affinity: Option<String>,
+    pub mig: Option<bool>,
+    /// Field 91; absent, as from older drivers.
+    pub nvlink_count: Option<u32>,
     pub pcie_gen_now: Option<u32>,
     pub pcie_width_now: Option<u32>,
     pub pcie_gen_max: Option<u32>,
@@ -104,6 +111,10 @@ pub struct RecordedReadings {
     pub temperature_c: Option<u32>,
     pub slowdown_temp_c: Option<u32>,
     pub shutdown_temp_c: Option<u32>,
+    /// Fields 194/193 and the margin temperature (the T.Limit scale, signed).
+    pub slowdown_tlimit_c: Option<i64>,
+    pub shutdown_tlimit_c: Option<i64>,
+    pub margin_temperature_c: Option<i64>,
     pub sm_clock_mhz: Option<u32>,
     pub sm_clock_max_mhz: Option<u32>,
     pub mem_clock_mhz: Option<u32>,
@@ -181,10 +192,15 @@ impl RecordedNvml {
     }
 
     fn gpu(&self, gpu: u32) -> Answer<&RecordedGpu> {
-        self.recording
+        let recorded = self
+            .recording
             .gpus
             .get(gpu as usize)
-            .ok_or_else(|| NoAnswer(format!("no GPU {gpu} in the recording")))
+            .ok_or_else(|| NoAnswer(format!("no GPU {gpu} in the recording")))?;
+        match &recorded.unreachable {
+            Some(why) => Err(NoAnswer(why.clone())),
+            None => Ok(recorded),
+        }
     }
 
     fn link(&self, gpu: u32, link: u32) -> Answer<&RecordedLink> {
@@ -217,6 +233,7 @@ impl RecordedNvml {
     }
 
     fn readings(&self, gpu: u32) -> Answer<&RecordedReadings> {
+        self.gpu(gpu)?;
         self.pass()?
             .gpus
             .get(gpu as usize)
@@ -233,11 +250,31 @@ impl RecordedNvml {
 
     fn counter(&self, counter: Option<RecordedCounter>) -> Answer<CounterReading> {
         let counter = given(counter)?;
+        let at_us = counter.at_us.unwrap_or(self.pass()?.timestamp_us);
         Ok(CounterReading {
             value: counter.value,
             bits: counter.bits,
-            at_us: counter.at_us.unwrap_or(self.pass()?.timestamp_us),
+            at_us: (at_us > 0).then_some(at_us),
         })
+    }
+
+    fn one_counter(&self, gpu: u32, counter: Counter) -> Answer<CounterReading> {
+        match counter {
+            Counter::NvlinkKib(link, dir) => {
+                let readings = self.link_readings(gpu, link)?;
+                self.counter(match dir {
+                    Direction::Tx => readings.tx_kib,
+                    Direction::Rx => readings.rx_kib,
+                })
+            }
+            Counter::PcieBytes(dir) => {
+                let readings = self.readings(gpu)?;
+                self.counter(match dir {
+                    Direction::Tx => readings.pcie_tx_bytes,
+                    Direction::Rx => readings.pcie_rx_bytes,
+                })
+            }
+        }
     }
 }
 
@@ -257,6 +294,10 @@ impl NvmlSource for RecordedNvml {
 
     fn device_count(&self) -> Answer<u32> {
         u32::try_from(self.recording.gpus.len()).map_err(|e| NoAnswer(e.to_string()))
+    }
+
+    fn reachable(&self, gpu: u32) -> Answer<()> {
+        self.gpu(gpu).map(|_| ())
     }
 
     fn name(&self, gpu: u32) -> Answer<String> {
@@ -291,8 +332,16 @@ impl NvmlSource for RecordedNvml {
         given(self.gpu(gpu)?.cpu_affinity.clone())
     }
 
-    fn numa_node(&self, gpu: u32) -> Answer<u32> {
-        given(self.gpu(gpu)?.numa_node)
+    fn numa_affinity(&self, gpu: u32) -> Answer<String> {
+        given(self.gpu(gpu)?.numa_affinity.clone())
+    }
+
+    fn mig_enabled(&self, gpu: u32) -> Answer<bool> {
+        given(self.gpu(gpu)?.mig)
+    }
+
+    fn nvlink_count(&self, gpu: u32) -> Answer<u32> {
+        given(self.gpu(gpu)?.nvlink_count)
     }
 
     fn pcie_gen_now(&self, gpu: u32) -> Answer<u32> {
@@ -371,6 +420,10 @@ impl NvmlSource for RecordedNvml {
         next.map_or(0, |i| self.recording.telemetry[i].timestamp_us)
     }
 
+    fn clock_us(&self) -> u64 {
+        self.pass().map_or(0, |p| p.timestamp_us)
+    }
+
     fn temperature_c(&self, gpu: u32) -> Answer<u32> {
         given(self.readings(gpu)?.temperature_c)
     }
@@ -381,6 +434,18 @@ impl NvmlSource for RecordedNvml {
             Threshold::Slowdown => readings.slowdown_temp_c,
             Threshold::Shutdown => readings.shutdown_temp_c,
         })
+    }
+
+    fn temperature_limit_c(&self, gpu: u32, which: Threshold) -> Answer<i64> {
+        let readings = self.readings(gpu)?;
+        given(match which {
+            Threshold::Slowdown => readings.slowdown_tlimit_c,
+            Threshold::Shutdown => readings.shutdown_tlimit_c,
+        })
+    }
+
+    fn margin_temperature_c(&self, gpu: u32) -> Answer<i64> {
+        given(self.readings(gpu)?.margin_temperature_c)
     }
 
     fn clock_mhz(&self, gpu: u32, clock: Clock) -> Answer<u32> {
@@ -415,12 +480,8 @@ impl NvmlSource for RecordedNvml {
         given(self.readings(gpu)?.clocks_event_reasons)
     }
 
-    fn pcie_bytes(&self, gpu: u32, dir: Direction) -> Answer<CounterReading> {
-        let readings = self.readings(gpu)?;
-        self.counter(match dir {
-            Direction::Tx => readings.pcie_tx_bytes,
-            Direction::Rx => readings.pcie_rx_bytes,
-        })
+    fn counters(&self, gpu: u32, counters: &[Counter]) -> Vec<Answer<CounterReading>> {
+        counters.iter().map(|&c| self.one_counter(gpu, c)).collect()
     }
 
     fn pcie_throughput_kib_s(&self, gpu: u32, dir: Direction) -> Answer<u32> {
@@ -428,14 +489,6 @@ impl NvmlSource for RecordedNvml {
         given(match dir {
             Direction::Tx => readings.pcie_tx_kib_s,
             Direction::Rx => readings.pcie_rx_kib_s,
-        })
-    }
-
-    fn nvlink_kib(&self, gpu: u32, link: u32, dir: Direction) -> Answer<CounterReading> {
-        let readings = self.link_readings(gpu, link)?;
-        self.counter(match dir {
-            Direction::Tx => readings.tx_kib,
-            Direction::Rx => readings.rx_kib,
         })
     }
 
@@ -451,13 +504,13 @@ mod tests {
     #[test]
     fn nulls_and_missing_links_are_refusals() {
         let nvml = RecordedNvml::from_json(
-            r#"{"gpus": [{"name": "NVIDIA GeForce RTX 4090", "numa_node": null,
+            r#"{"gpus": [{"name": "NVIDIA GeForce RTX 4090", "numa_affinity": null,
                 "nvlinks": [{"link": 0, "active": false}]}]}"#,
         )
         .unwrap();
         assert_eq!(nvml.device_count(), Ok(1));
         assert_eq!(nvml.name(0).unwrap(), "NVIDIA GeForce RTX 4090");
-        assert!(nvml.numa_node(0).is_err());
+        assert!(nvml.numa_affinity(0).is_err());
         assert_eq!(nvml.nvlink_is_active(0, 0), Ok(false));
         assert!(nvml.nvlink_is_active(0, 1).is_err());
         assert!(nvml.name(1).is_err());

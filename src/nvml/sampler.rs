@@ -2,11 +2,15 @@
 //!
 //! [`Sampler`] is the pure part (readings in, frame out, counter state kept between passes);
 //! [`spawn`] runs it on its own thread so a slow NVML call never stalls the UI.
+//!
+//! A pass asks NVML little: what does not change (maximum clocks, temperature thresholds) once,
+//! every link's traffic and the PCIe byte counters in one field-values call per GPU, error
+//! counters every [`ERRORS_EVERY`] passes. Between passes the PCIe byte counters are read every
+//! [`PCIE_EVERY`]: NVML may wrap them at 2^32 bytes, which PCIe 5.0 x16 moves in 68 ms.
 
-use super::counters::{RateCounter, SinceStart};
-use super::source::{
-    Clock, CounterReading, Direction, MAX_NVLINKS, NvLinkError, NvmlSource, Threshold,
-};
+use super::counters::{RateCounter, SinceStart, WrappingTotal};
+use super::discover::nvlink_numbers;
+use super::source::{Clock, Counter, Direction, NvLinkError, NvmlSource, Threshold};
 use crate::model::telemetry::{
     ErrorDeltas, GpuTelemetry, LinkTraffic, TelemetryFrame, ThrottleReasons,
 };
@@ -14,8 +18,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How often [`spawn`] samples unless told otherwise: often enough to follow a copy that lasts
-/// seconds, rarely enough that NVML's own cost (a few ms per pass on 8 GPUs) stays negligible.
+/// seconds, rarely enough that NVML's own cost stays negligible.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the PCIe byte counters are read between passes: faster than they can wrap.
+pub const PCIE_EVERY: Duration = Duration::from_millis(50);
+/// Error counters move rarely and cost a call per link and counter: every this many passes.
+pub const ERRORS_EVERY: u64 = 10;
 
 /// NVLink throughput fields count KiB.
 const KIB: f64 = 1024.0;
@@ -24,16 +32,32 @@ const KIB: f64 = 1024.0;
 #[derive(Debug)]
 pub struct Sampler {
     first_us: Option<u64>,
+    passes: u64,
     gpus: Vec<GpuCounters>,
 }
 
 #[derive(Debug)]
 struct GpuCounters {
     index: u32,
+    /// What does not change, read on the first pass.
+    fixed: Option<Fixed>,
+    /// PCIe bytes, tx and rx, unwrapped from reads at least every [`PCIE_EVERY`].
+    pcie_totals: [WrappingTotal; 2],
     pcie_tx: RateCounter,
     pcie_rx: RateCounter,
     pcie_replay: SinceStart,
+    /// The latest error totals, repeated between the passes that read them.
+    errors: ErrorDeltas,
     links: Vec<LinkCounters>,
+}
+
+/// A GPU's readings that do not change while p2ptop runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Fixed {
+    slowdown_temp_c: Option<f64>,
+    shutdown_temp_c: Option<f64>,
+    sm_clock_max_mhz: Option<u32>,
+    mem_clock_max_mhz: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -46,16 +70,22 @@ struct LinkCounters {
 }
 
 impl Sampler {
-    /// Finds the GPUs and their active NVLinks once, so each pass asks only about those.
+    /// Finds the GPUs NVML can open and their active NVLinks once, so each pass asks only
+    /// about those.
     pub fn new(src: &dyn NvmlSource) -> Sampler {
         let count = src.device_count().unwrap_or(0);
         let gpus = (0..count)
+            .filter(|&index| src.reachable(index).is_ok())
             .map(|index| GpuCounters {
                 index,
+                fixed: None,
+                pcie_totals: Default::default(),
                 pcie_tx: RateCounter::default(),
                 pcie_rx: RateCounter::default(),
                 pcie_replay: SinceStart::default(),
-                links: (0..MAX_NVLINKS)
+                errors: ErrorDeltas::default(),
+                links: nvlink_numbers(src, index)
+                    .into_iter()
                     .filter(|&link| src.nvlink_is_active(index, link) == Ok(true))
                     .map(|link| LinkCounters {
                         link,
@@ -68,6 +98,7 @@ impl Sampler {
             .collect();
         Sampler {
             first_us: None,
+            passes: 0,
             gpus,
         }
     }
@@ -76,34 +107,52 @@ impl Sampler {
     pub fn sample(&mut self, src: &dyn NvmlSource) -> TelemetryFrame {
         let now_us = src.begin_sample();
         let first_us = *self.first_us.get_or_insert(now_us);
+        let read_errors = self.passes.is_multiple_of(ERRORS_EVERY);
+        self.passes += 1;
         TelemetryFrame {
             at_ms: now_us.saturating_sub(first_us) / 1000,
-            gpus: self.gpus.iter_mut().map(|gpu| gpu.sample(src)).collect(),
+            gpus: self
+                .gpus
+                .iter_mut()
+                .map(|gpu| gpu.sample(src, now_us, read_errors))
+                .collect(),
+        }
+    }
+
+    /// Between passes: reads every GPU's PCIe byte counters (one call per GPU), so that no
+    /// 32-bit wrap goes unseen.
+    pub fn read_pcie(&mut self, src: &dyn NvmlSource, reader_us: u64) {
+        for gpu in &mut self.gpus {
+            let counters = [
+                Counter::PcieBytes(Direction::Tx),
+                Counter::PcieBytes(Direction::Rx),
+            ];
+            let readings = src.counters(gpu.index, &counters);
+            for (total, reading) in gpu.pcie_totals.iter_mut().zip(readings) {
+                total.add(reading.ok(), reader_us);
+            }
         }
     }
 }
 
 impl GpuCounters {
-    fn sample(&mut self, src: &dyn NvmlSource) -> GpuTelemetry {
+    fn sample(&mut self, src: &dyn NvmlSource, now_us: u64, read_errors: bool) -> GpuTelemetry {
         let gpu = self.index;
         let watts = |mw: u32| f64::from(mw) / 1000.0;
-        let (pcie_tx_gbps, pcie_rx_gbps) = self.pcie_rates(src);
-        let nvlinks = self.links.iter_mut().map(|l| l.traffic(src, gpu)).collect();
+        let fixed = *self.fixed.get_or_insert_with(|| fixed(src, gpu));
+        let (pcie_tx_gbps, pcie_rx_gbps, nvlinks) = self.traffic(src, now_us);
+        if read_errors {
+            self.errors = self.errors(src);
+        }
         GpuTelemetry {
             gpu,
             temp_c: src.temperature_c(gpu).ok().map(f64::from),
-            slowdown_temp_c: src
-                .temperature_threshold_c(gpu, Threshold::Slowdown)
-                .ok()
-                .map(f64::from),
-            shutdown_temp_c: src
-                .temperature_threshold_c(gpu, Threshold::Shutdown)
-                .ok()
-                .map(f64::from),
+            slowdown_temp_c: fixed.slowdown_temp_c,
+            shutdown_temp_c: fixed.shutdown_temp_c,
             sm_clock_mhz: src.clock_mhz(gpu, Clock::Sm).ok(),
-            sm_clock_max_mhz: src.max_clock_mhz(gpu, Clock::Sm).ok(),
+            sm_clock_max_mhz: fixed.sm_clock_max_mhz,
             mem_clock_mhz: src.clock_mhz(gpu, Clock::Memory).ok(),
-            mem_clock_max_mhz: src.max_clock_mhz(gpu, Clock::Memory).ok(),
+            mem_clock_max_mhz: fixed.mem_clock_max_mhz,
             power_w: src.power_usage_mw(gpu).ok().map(watts),
             power_limit_w: src.enforced_power_limit_mw(gpu).ok().map(watts),
             fan_percent: src.fan_percent(gpu).ok(),
@@ -113,24 +162,62 @@ impl GpuCounters {
             pcie_tx_gbps,
             pcie_rx_gbps,
             nvlinks,
-            errors: self.errors(src),
+            errors: self.errors,
         }
     }
 
-    /// From the byte counters when the GPU has them, else NVML's own 20 ms throughput window.
-    fn pcie_rates(&mut self, src: &dyn NvmlSource) -> (Option<f64>, Option<f64>) {
+    /// Every link's traffic and the PCIe bytes in one call; PCIe from NVML's own 20 ms
+    /// throughput window where the GPU has no byte counters.
+    fn traffic(
+        &mut self,
+        src: &dyn NvmlSource,
+        now_us: u64,
+    ) -> (Option<f64>, Option<f64>, Vec<LinkTraffic>) {
         let gpu = self.index;
-        let rate = |counter: &mut RateCounter, dir| match src.pcie_bytes(gpu, dir) {
-            Ok(reading) => counter.update(Some(reading), 1.0),
-            Err(_) => src
-                .pcie_throughput_kib_s(gpu, dir)
-                .ok()
-                .map(|kib_s| f64::from(kib_s) * KIB / 1e9),
-        };
-        (
-            rate(&mut self.pcie_tx, Direction::Tx),
-            rate(&mut self.pcie_rx, Direction::Rx),
-        )
+        let mut wanted = vec![
+            Counter::PcieBytes(Direction::Tx),
+            Counter::PcieBytes(Direction::Rx),
+        ];
+        for l in &self.links {
+            wanted.push(Counter::NvlinkKib(l.link, Direction::Tx));
+            wanted.push(Counter::NvlinkKib(l.link, Direction::Rx));
+        }
+        let mut readings = src.counters(gpu, &wanted).into_iter().map(Result::ok);
+        let mut pcie = [None, None];
+        for (i, (total, rate)) in self
+            .pcie_totals
+            .iter_mut()
+            .zip([&mut self.pcie_tx, &mut self.pcie_rx])
+            .enumerate()
+        {
+            let reading = readings.next().flatten();
+            let counted = reading.is_some();
+            total.add(reading, now_us);
+            pcie[i] = match total.reading().filter(|_| counted) {
+                Some((reading, reader_us)) => {
+                    rate.update(Some(reading), reader_us.max(now_us), 1.0)
+                }
+                None => {
+                    let dir = [Direction::Tx, Direction::Rx][i];
+                    src.pcie_throughput_kib_s(gpu, dir)
+                        .ok()
+                        .map(|kib_s| f64::from(kib_s) * KIB / 1e9)
+                }
+            };
+        }
+        let links = self
+            .links
+            .iter_mut()
+            .map(|l| {
+                let (tx, rx) = (readings.next().flatten(), readings.next().flatten());
+                LinkTraffic {
+                    link: l.link,
+                    tx_gbps: l.tx.update(tx, now_us, KIB),
+                    rx_gbps: l.rx.update(rx, now_us, KIB),
+                }
+            })
+            .collect();
+        (pcie[0], pcie[1], links)
     }
 
     fn errors(&mut self, src: &dyn NvmlSource) -> ErrorDeltas {
@@ -159,21 +246,32 @@ impl GpuCounters {
     }
 }
 
-impl LinkCounters {
-    fn traffic(&mut self, src: &dyn NvmlSource, gpu: u32) -> LinkTraffic {
-        let reading = |dir| -> Option<CounterReading> { src.nvlink_kib(gpu, self.link, dir).ok() };
-        let (tx, rx) = (reading(Direction::Tx), reading(Direction::Rx));
-        LinkTraffic {
-            link: self.link,
-            tx_gbps: self.tx.update(tx, KIB),
-            rx_gbps: self.rx.update(rx, KIB),
-        }
+/// What does not change: maximum clocks, and the temperature thresholds — from the threshold
+/// call, or, where it gives nothing (Ada on, NVML's header says), from the T.Limit fields: a
+/// threshold `t` degrees past the limit lies at temperature + margin − t.
+fn fixed(src: &dyn NvmlSource, gpu: u32) -> Fixed {
+    let limit_c = || {
+        let temp = i64::from(src.temperature_c(gpu).ok()?);
+        Some(temp + src.margin_temperature_c(gpu).ok()?)
+    };
+    let threshold = |which| {
+        src.temperature_threshold_c(gpu, which)
+            .map(f64::from)
+            .ok()
+            .or_else(|| Some((limit_c()? - src.temperature_limit_c(gpu, which).ok()?) as f64))
+    };
+    Fixed {
+        slowdown_temp_c: threshold(Threshold::Slowdown),
+        shutdown_temp_c: threshold(Threshold::Shutdown),
+        sm_clock_max_mhz: src.max_clock_mhz(gpu, Clock::Sm).ok(),
+        mem_clock_max_mhz: src.max_clock_mhz(gpu, Clock::Memory).ok(),
     }
 }
 
 /// Samples `source` every `interval` on a new thread and hands each frame to `sink`; the
 /// thread ends after the first frame `sink` answers `false` to (e.g. when the UI's channel is
-/// closed). A pass that takes longer than `interval` is followed at once by the next.
+/// closed). Between frames it reads the PCIe byte counters every [`PCIE_EVERY`]. A pass that
+/// takes longer than `interval` is followed at once by the next.
 pub fn spawn<S, F>(source: S, interval: Duration, mut sink: F) -> JoinHandle<()>
 where
     S: NvmlSource + Send + 'static,
@@ -185,6 +283,10 @@ where
             let started = Instant::now();
             if !sink(sampler.sample(&source)) {
                 break;
+            }
+            while started.elapsed() + PCIE_EVERY < interval {
+                thread::sleep(PCIE_EVERY);
+                sampler.read_pcie(&source, source.clock_us());
             }
             thread::sleep(interval.saturating_sub(started.elapsed()));
         }

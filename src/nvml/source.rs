@@ -22,9 +22,10 @@ impl fmt::Display for NoAnswer {
 /// One answer from NVML, or the reason there is none.
 pub type Answer<T> = Result<T, NoAnswer>;
 
-/// NVML numbers NVLinks from 0; no GPU so far has more than this many
-/// (`NVML_NVLINK_MAX_LINKS` in nvml.h).
-pub const MAX_NVLINKS: u32 = 18;
+/// NVML numbers NVLinks from 0, up to `NVML_NVLINK_MAX_LINKS` (36 in CUDA 13.2's nvml.h, 18
+/// before). A GPU's own count comes from field 91 ([`NvmlSource::nvlink_count`]); this bounds
+/// the search where the driver does not give it.
+pub const MAX_NVLINKS: u32 = 36;
 
 /// What sits at the far end of an NVLink (`nvmlIntNvLinkDeviceType_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +107,19 @@ pub struct CounterReading {
     pub value: u64,
     /// 32 or 64: NVML's field value type says how wide the counter is, hence where it wraps.
     pub bits: u32,
-    /// Microseconds on a clock that only moves forward (NVML's field timestamp).
-    pub at_us: u64,
+    /// NVML's field timestamp, wall-clock microseconds; `None` when the driver left it at zero
+    /// (the reader then times the counter on a clock of its own, and only that one).
+    pub at_us: Option<u64>,
+}
+
+/// A cumulative counter NVML reports as a field value; [`NvmlSource::counters`] reads several
+/// of one GPU in one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Fields 138/139 with scopeId = link: KiB of data over the link since the driver loaded.
+    NvlinkKib(u32, Direction),
+    /// Fields 197/198: bytes over PCIe since the driver loaded ("can be wrapped").
+    PcieBytes(Direction),
 }
 
 /// Everything p2ptop asks NVML. GPUs are named by NVML index; links by NVLink number.
@@ -116,9 +128,13 @@ pub trait NvmlSource {
     fn driver_version(&self) -> Answer<String>;
     /// CUDA driver API version as NVML encodes it: 1000 × major + 10 × minor (12040 = 12.4).
     fn cuda_driver_version(&self) -> Answer<i32>;
+    /// GPUs NVML counts, including ones it cannot open (see [`NvmlSource::reachable`]).
     fn device_count(&self) -> Answer<u32>;
 
     // One GPU.
+    /// Whether NVML can open the GPU at all; the error says why not (a GPU outside this job's
+    /// cgroup answers "Insufficient Permissions", one that fell off the bus "GPU is lost").
+    fn reachable(&self, gpu: u32) -> Answer<()>;
     fn name(&self, gpu: u32) -> Answer<String>;
     fn uuid(&self, gpu: u32) -> Answer<String>;
     /// As NVML prints it, e.g. `00000000:01:00.0`.
@@ -131,13 +147,19 @@ pub trait NvmlSource {
     fn default_power_limit_mw(&self, gpu: u32) -> Answer<u32>;
     /// CPUs near the GPU as a CPU list, e.g. `0-31,64-95`.
     fn cpu_affinity(&self, gpu: u32) -> Answer<String>;
-    /// The NUMA node nearest the GPU (`topo -m`'s "NUMA Affinity").
-    fn numa_node(&self, gpu: u32) -> Answer<u32>;
+    /// The NUMA nodes nearest the GPU as a list, e.g. `0` or `0-1` (`topo -m`'s "NUMA
+    /// Affinity").
+    fn numa_affinity(&self, gpu: u32) -> Answer<String>;
+    /// Whether the GPU is in MIG mode now (no peer access then).
+    fn mig_enabled(&self, gpu: u32) -> Answer<bool>;
     fn pcie_gen_now(&self, gpu: u32) -> Answer<u32>;
     fn pcie_width_now(&self, gpu: u32) -> Answer<u32>;
     fn pcie_gen_max(&self, gpu: u32) -> Answer<u32>;
     fn pcie_width_max(&self, gpu: u32) -> Answer<u32>;
     fn bar1_total_bytes(&self, gpu: u32) -> Answer<u64>;
+
+    /// Field 91 (`NVML_FI_DEV_NVLINK_LINK_COUNT`): how many NVLinks the GPU has.
+    fn nvlink_count(&self, gpu: u32) -> Answer<u32>;
 
     // One NVLink of a GPU. A link number the GPU lacks gets no answer to `nvlink_is_active`.
     fn nvlink_is_active(&self, gpu: u32, link: u32) -> Answer<bool>;
@@ -158,22 +180,30 @@ pub trait NvmlSource {
     /// Starts one pass of telemetry reads and returns its time, µs on a clock that only moves
     /// forward. A recording moves on to its next recorded pass here.
     fn begin_sample(&self) -> u64;
+    /// The time on the same clock as [`NvmlSource::begin_sample`], without starting a pass.
+    fn clock_us(&self) -> u64;
     fn temperature_c(&self, gpu: u32) -> Answer<u32>;
     fn temperature_threshold_c(&self, gpu: u32, which: Threshold) -> Answer<u32>;
+    /// Fields 193/194: the threshold on the T.Limit scale, where NVML's header moves thresholds
+    /// from Ada on: signed degrees relative to the GPU's thermal limit (0 at the limit, below
+    /// zero past it), to be read against [`NvmlSource::margin_temperature_c`].
+    fn temperature_limit_c(&self, gpu: u32, which: Threshold) -> Answer<i64>;
+    /// `nvmlDeviceGetMarginTemperature`: how far the GPU is below its thermal limit now, °C
+    /// (the T.Limit reading).
+    fn margin_temperature_c(&self, gpu: u32) -> Answer<i64>;
     fn clock_mhz(&self, gpu: u32, clock: Clock) -> Answer<u32>;
     fn max_clock_mhz(&self, gpu: u32, clock: Clock) -> Answer<u32>;
     fn power_usage_mw(&self, gpu: u32) -> Answer<u32>;
     fn enforced_power_limit_mw(&self, gpu: u32) -> Answer<u32>;
     /// Fan 0, percent of its maximum.
     fn fan_percent(&self, gpu: u32) -> Answer<u32>;
-    /// `nvmlClocksEventReasons` bit mask.
+    /// `nvmlClocksEventReasons` bit mask, every bit the driver sets (newer drivers set bits
+    /// older headers do not name).
     fn clocks_event_reasons(&self, gpu: u32) -> Answer<u64>;
-    /// Fields 197/198: bytes over PCIe since the driver loaded.
-    fn pcie_bytes(&self, gpu: u32, dir: Direction) -> Answer<CounterReading>;
+    /// Reads `counters` of one GPU in one call, each answered on its own.
+    fn counters(&self, gpu: u32, counters: &[Counter]) -> Vec<Answer<CounterReading>>;
     /// `nvmlDeviceGetPcieThroughput`: KiB/s over NVML's last 20 ms window (fallback when the
     /// byte counters are missing).
     fn pcie_throughput_kib_s(&self, gpu: u32, dir: Direction) -> Answer<u32>;
-    /// Fields 138/139 with scopeId = link: KiB of data over the link since the driver loaded.
-    fn nvlink_kib(&self, gpu: u32, link: u32, dir: Direction) -> Answer<CounterReading>;
     fn pcie_replay_count(&self, gpu: u32) -> Answer<u32>;
 }

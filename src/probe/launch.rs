@@ -45,6 +45,26 @@ impl std::fmt::Display for StartError {
     }
 }
 
+/// The GPUs p2ptop hands the probe, in the order CUDA will number them, and the number (NVML's
+/// index) each goes by in commands and events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gpus {
+    pub uuids: Vec<String>,
+    pub numbers: Vec<u32>,
+}
+
+impl Gpus {
+    /// The probe's environment for these GPUs: `CUDA_VISIBLE_DEVICES` by UUID (CUDA then sees
+    /// exactly these, in this order) and their numbers.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let numbers: Vec<String> = self.numbers.iter().map(u32::to_string).collect();
+        vec![
+            ("CUDA_VISIBLE_DEVICES", self.uuids.join(",")),
+            (super::numbering::VAR, numbers.join(",")),
+        ]
+    }
+}
+
 /// How long a probe may take to greet: driver start-up on a large machine takes seconds.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
 

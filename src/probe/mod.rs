@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod driver_error;
 pub mod launch;
+pub mod numbering;
 pub mod plan;
 pub mod protocol;
 pub mod session;

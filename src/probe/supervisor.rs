@@ -104,11 +104,18 @@ pub trait RunningProbe: Send {
 }
 
 /// Starts the probe binary, waits for its hello, and supervises it from then on.
-pub fn start(probe: &Path, feed: Sender<Feed>) -> Result<(Supervisor, Hello), StartError> {
+/// `gpus` picks the GPUs it gets and the numbers it speaks (see `probe::numbering`); `None`
+/// leaves it every GPU CUDA sees, by CUDA's ordinals.
+pub fn start(
+    probe: &Path,
+    gpus: Option<&launch::Gpus>,
+    feed: Sender<Feed>,
+) -> Result<(Supervisor, Hello), StartError> {
     if !probe.is_file() {
         return Err(StartError::Missing(probe.to_path_buf()));
     }
-    start_with(Binary(probe.to_path_buf()), feed)
+    let env = gpus.map(launch::Gpus::environment).unwrap_or_default();
+    start_with(Binary(probe.to_path_buf(), env), feed)
 }
 
 /// Starts a probe with `launcher`, waits for its hello, and supervises it from then on.
@@ -183,11 +190,12 @@ fn greeting(
 }
 
 /// The `p2ptop-probe` binary.
-struct Binary(PathBuf);
+/// The `p2ptop-probe` binary, and the environment it starts with.
+struct Binary(PathBuf, Vec<(&'static str, String)>);
 
 impl Launcher for Binary {
     fn launch(&self, output: LineSink) -> Result<Box<dyn RunningProbe>, StartError> {
-        Ok(Box::new(Process::spawn(&self.0, output)?))
+        Ok(Box::new(Process::spawn(&self.0, &self.1, output)?))
     }
 }
 
@@ -199,7 +207,11 @@ struct Process {
 }
 
 impl Process {
-    fn spawn(path: &Path, output: LineSink) -> Result<Process, StartError> {
+    fn spawn(
+        path: &Path,
+        env: &[(&'static str, String)],
+        output: LineSink,
+    ) -> Result<Process, StartError> {
         let parent = std::process::id() as libc::pid_t;
         let mut command = std::process::Command::new(path);
         command
@@ -207,7 +219,8 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // nvidia-smi and NVML number GPUs in PCI bus order; make CUDA agree.
-            .env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+            .env("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
         unsafe {
             command.pre_exec(move || {

@@ -26,6 +26,7 @@ use std::cmp::Reverse;
 pub enum Kind {
     Corruption,
     Hang,
+    UnusableGpu,
     NvlinkDown,
     NoPeerAccess,
     PcieTrainedDown,
@@ -44,6 +45,7 @@ impl Kind {
         match self {
             Kind::Corruption => "data corrupted",
             Kind::Hang => "hung",
+            Kind::UnusableGpu => "GPU not measured",
             Kind::NvlinkDown => "NVLink down",
             Kind::NoPeerAccess => "no peer access over NVLink",
             Kind::PcieTrainedDown => "PCIe trained down",
@@ -211,6 +213,7 @@ fn gpu_cause(gpu: u32, why: Why) -> (Kind, Key) {
         } => (Kind::NvlinkDown, pair(Node::Gpu(gpu), Node::Gpu(peer))),
         Why::NvlinkDown { .. } => (Kind::NvlinkDown, Key::Gpu(gpu)),
         Why::PcieTrainedDown => (Kind::PcieTrainedDown, Key::Gpu(gpu)),
+        Why::Unusable { .. } => (Kind::UnusableGpu, Key::Gpu(gpu)),
         Why::Throttled => (Kind::Throttling, Key::Gpu(gpu)),
         Why::PowerCapHeldClocks | Why::PowerLimitBelowDefault => (Kind::PowerLimit, Key::Gpu(gpu)),
         // Error counters: the one other kind of reason a GPU's verdict gives.
@@ -477,11 +480,14 @@ fn what(report: &Report, d: &Draft) -> String {
             d.cells.len(),
             d.cells.first().map_or("", |(_, rs)| rs[0].text.as_str())
         ),
-        (Kind::Throttling | Kind::PowerLimit | Kind::ErrorCounters | Kind::PcieTrainedDown, _)
-            if !d.own.is_empty() =>
-        {
-            own_text(d) + &following(d)
-        }
+        (
+            Kind::Throttling
+            | Kind::PowerLimit
+            | Kind::ErrorCounters
+            | Kind::PcieTrainedDown
+            | Kind::UnusableGpu,
+            _,
+        ) if !d.own.is_empty() => own_text(d) + &following(d),
         (Kind::Throttling | Kind::PowerLimit, _) => {
             format!("throttled while measuring{}", following(d))
         }
@@ -576,6 +582,11 @@ fn advice(report: &Report, d: &Draft, subject: &str) -> String {
         Kind::Hang => format!(
             "copies {subject} hang: ask for the GPUs and the path to be checked (`dcgmi diag -r 3`, \
              Xid errors in the kernel log, IOMMU and ACS settings)"
+        ),
+        Kind::UnusableGpu => format!(
+            "{subject} was not measured: if it fell off the bus (GPU is lost), ask for it to be \
+             reseated or replaced (Xid 79 in the kernel log); outside this job's GPUs or in MIG \
+             mode, run p2ptop where it is whole and yours"
         ),
         Kind::NvlinkDown => format!(
             "NVLinks of {subject} are down (`nvidia-smi nvlink -s` lists them): ask for the \

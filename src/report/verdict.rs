@@ -159,6 +159,11 @@ pub enum Why {
     BelowBaseline,
     /// Measured while a GPU of the pair throttled.
     MeasuredThrottling,
+    /// Nothing could be measured on the GPU: NVML cannot open it, or it is in MIG mode.
+    /// `lost` when it fell off the bus (a fault), not when it is only not this job's.
+    Unusable {
+        lost: bool,
+    },
     /// An NVLink of the GPU is down; `peer` is the GPU at its far end when it is a direct link.
     NvlinkDown {
         link: u32,
@@ -458,6 +463,20 @@ fn against_baseline(cell: &CellReport, before: f64) -> Option<Reason> {
 
 fn judge_gpu(topology: &Topology, gpu: &Gpu, seen: Option<&GpuSeen>) -> Vec<Reason> {
     let mut reasons: Vec<Reason> = Vec::new();
+    if let Some(why) = gpu.not_measurable() {
+        // A GPU that fell off the bus is broken; one outside the job's cgroup or in MIG mode is
+        // set up so, and only worth knowing.
+        let lost = gpu
+            .unavailable
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().contains("lost"));
+        let level = if lost { Level::Fail } else { Level::Warn };
+        reasons.push(Reason::new(
+            level,
+            Why::Unusable { lost },
+            format!("not measured: {why}"),
+        ));
+    }
     for (link, end) in capacity::link_ends(gpu) {
         if link.active {
             continue;

@@ -42,6 +42,7 @@ pub struct SimGpu {
     pub cooling_c_per_w: f64,
     pub power_limit_w: f64,
     pub fan_failed: bool,
+    pub mig: bool,
     pub links: Vec<SimLink>,
 }
 
@@ -289,6 +290,10 @@ impl Machine {
 
     /// Whether `a` can access `b`'s memory, as `nvidia-smi topo -p2p` would say.
     pub fn p2p(&self, a: u32, b: u32) -> P2pCaps {
+        // A GPU in MIG mode shares nothing with its peers.
+        if self.gpus[a as usize].mig || self.gpus[b as usize].mig {
+            return P2pCaps::all(P2pStatus::Ns);
+        }
         if self.nvlinks_between(a, b) > 0 {
             return P2pCaps::all(P2pStatus::Ok);
         }
@@ -307,6 +312,27 @@ impl Machine {
             // Native atomics between GPUs need NVLink on these machines.
             atomics: if pcie.is_ok() { P2pStatus::Ns } else { pcie },
         }
+    }
+
+    /// The GPU's UUID as NVML and CUDA name it (`GPU-` and 32 hex digits, grouped).
+    pub fn uuid(&self, gpu: u32) -> String {
+        format!("GPU-5153494d-0000-4000-8000-{gpu:012x}")
+    }
+
+    /// Whether the GPU is in MIG mode, for the models that have MIG (A100, H100, B200 and their
+    /// kin: compute capability 8.0, 9.0, 10.0); `None` for the rest, as NVML answers.
+    pub fn mig(&self, gpu: u32) -> Option<bool> {
+        let g = &self.gpus[gpu as usize];
+        matches!(g.model.compute_capability.as_str(), "8.0" | "9.0" | "10.0").then_some(g.mig)
+    }
+
+    /// Why NVML cannot open GPU `gpu`, in NVML's words, when a fault says so.
+    pub fn unreachable(&self, gpu: u32) -> Option<&'static str> {
+        self.spec.faults.iter().find_map(|f| match f {
+            Fault::GpuLost { gpu: g } if *g == gpu => Some("GPU is lost"),
+            Fault::OutsideCgroup { gpu: g } if *g == gpu => Some("Insufficient Permissions"),
+            _ => None,
+        })
     }
 
     pub fn host(&self) -> &super::spec::HostSpec {
@@ -403,7 +429,7 @@ impl Machine {
             index: g.index,
             cuda_ordinal: Some(g.index),
             name: g.model.name.clone(),
-            uuid: format!("GPU-5153494d-0000-4000-8000-{:012x}", g.index),
+            uuid: self.uuid(g.index),
             pci_bus_id: g.bus_id.clone(),
             architecture: Some(g.model.architecture.clone()),
             memory_mib: Some(g.model.memory_gib * 1024),
@@ -411,6 +437,9 @@ impl Machine {
             default_power_limit_w: Some(g.model.power_limit_w),
             cpu_affinity: Some(format!("{first_cpu}-{}", first_cpu + per_socket - 1)),
             numa_node: Some(g.socket),
+            numa_affinity: Some(g.socket.to_string()),
+            unavailable: self.unreachable(g.index).map(str::to_owned),
+            mig: self.mig(g.index),
             pcie: PcieLink {
                 gen_now: Some(g.pcie_trained.0),
                 width_now: Some(g.pcie_trained.1),
@@ -490,6 +519,7 @@ fn resolve_gpu(
         cooling_c_per_w: g.cooling_c_per_w.unwrap_or(model.cooling_c_per_w),
         power_limit_w: model.power_limit_w,
         fan_failed: false,
+        mig: g.mig,
         links: Vec::new(),
     })
 }

@@ -164,6 +164,10 @@ pub struct GpuSpec {
     /// blocks.
     #[serde(default)]
     pub cooling_c_per_w: Option<f64>,
+    /// The GPU is in MIG mode (data-centre GPUs from Ampere on): CUDA sees its instances, not
+    /// the GPU, and nothing crosses to its peers.
+    #[serde(default)]
+    pub mig: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,10 +1,17 @@
 //! The real machine behind a [`Connection`]: NVML for the topology and telemetry, the supervised
 //! probe for measurements.
+//!
+//! GPU numbers are NVML's, as `nvidia-smi` prints them, everywhere above this module. NVML may
+//! count GPUs CUDA cannot use (outside the job's cgroup, fallen off the bus, in MIG mode), and
+//! CUDA orders the rest its own way; so the probe is started with exactly the GPUs it can
+//! measure, named by UUID, and told each one's NVML index to speak (`probe::numbering`). The
+//! others stay in the topology, marked with why nothing is measured on them.
 
 use super::Connection;
 use crate::app::feed::Feed;
+use crate::model::topology::{Gpu, Topology};
 use crate::nvml::{discover, real, sampler};
-use crate::probe::launch::StartError;
+use crate::probe::launch::{Gpus, Hello, StartError};
 use crate::probe::supervisor;
 use std::path::Path;
 use std::sync::mpsc;
@@ -31,40 +38,24 @@ impl std::fmt::Display for OpenError {
     }
 }
 
-/// Opens the GPUs: reads the topology through NVML, starts the probe, samples telemetry every
-/// `interval`. GPU numbers are NVML's (as `nvidia-smi` prints them); the probe is started with
-/// `CUDA_DEVICE_ORDER=PCI_BUS_ID` so CUDA numbers them the same way, and this is checked.
+/// Opens the GPUs: reads the topology through NVML, starts the probe on the GPUs it can
+/// measure, samples telemetry every `interval`.
 pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
     let (feed_tx, feed) = mpsc::channel();
+    let nvml = match real::open() {
+        Ok(nvml) => nvml,
+        // Without NVML, the probe may still say best what is missing (libcuda, a device,
+        // Fabric Manager); if it starts, NVML's own reason stands.
+        Err(missing) => {
+            supervisor::start(probe, None, feed_tx).map_err(OpenError::Probe)?;
+            return Err(OpenError::Nvml(missing));
+        }
+    };
+    let mut topology = discover::discover(&nvml, crate::host::host_facts(Path::new("/")), &[]);
+    let gpus = measurable(&topology);
     let (supervisor, hello) =
-        supervisor::start(probe, feed_tx.clone()).map_err(OpenError::Probe)?;
-    // After the probe: without a driver, the probe says best what is missing (libcuda, a
-    // device, Fabric Manager).
-    let nvml = real::open().map_err(OpenError::Nvml)?;
-    let cuda_bus_ids: Vec<String> = hello
-        .devices
-        .iter()
-        .map(|d| discover::normalize_bus_id(&d.pci_bus_id))
-        .collect();
-    let topology = discover::discover(
-        &nvml,
-        crate::host::host_facts(Path::new("/")),
-        &cuda_bus_ids,
-    );
-    if let Some(g) = topology
-        .gpus
-        .iter()
-        .find(|g| g.cuda_ordinal != Some(g.index))
-    {
-        return Err(OpenError::Mismatch(format!(
-            "NVML's GPU{} ({}) is {} to CUDA; p2ptop needs both to see the same GPUs in the same \
-             order: unset CUDA_VISIBLE_DEVICES and pick GPUs with --devices",
-            g.index,
-            g.pci_bus_id,
-            g.cuda_ordinal
-                .map_or("invisible".to_owned(), |o| format!("GPU{o}"))
-        )));
-    }
+        supervisor::start(probe, Some(&gpus), feed_tx.clone()).map_err(OpenError::Probe)?;
+    number_cuda_devices(&mut topology, &hello)?;
     sampler::spawn(nvml, interval, move |frame| {
         feed_tx.send(Feed::Telemetry(frame)).is_ok()
     });
@@ -74,4 +65,40 @@ pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
         feed,
         commands: supervisor,
     })
+}
+
+/// The GPUs the probe gets: every one NVML can open and CUDA can use whole, in NVML order.
+fn measurable(topology: &Topology) -> Gpus {
+    let gpus: Vec<&Gpu> = topology
+        .gpus
+        .iter()
+        .filter(|g| g.not_measurable().is_none())
+        .collect();
+    Gpus {
+        uuids: gpus.iter().map(|g| g.uuid.clone()).collect(),
+        numbers: gpus.iter().map(|g| g.index).collect(),
+    }
+}
+
+/// Records each GPU's CUDA ordinal from the probe's hello, checking that the device it numbered
+/// as an NVML index is that GPU (by PCI bus id).
+fn number_cuda_devices(topology: &mut Topology, hello: &Hello) -> Result<(), OpenError> {
+    for (ordinal, device) in hello.devices.iter().enumerate() {
+        let bus = discover::normalize_bus_id(&device.pci_bus_id);
+        let Some(gpu) = topology.gpus.iter_mut().find(|g| g.index == device.ordinal) else {
+            return Err(OpenError::Mismatch(format!(
+                "the probe answers for GPU{} ({bus}), which NVML does not have",
+                device.ordinal
+            )));
+        };
+        if gpu.pci_bus_id != bus {
+            return Err(OpenError::Mismatch(format!(
+                "CUDA's device {ordinal} is {bus}, but NVML's GPU{} is {}: the probe was given \
+                 another GPU than asked for",
+                gpu.index, gpu.pci_bus_id
+            )));
+        }
+        gpu.cuda_ordinal = Some(ordinal as u32);
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use super::memory::Buffer;
 use bandwidth::GATE_STATUS_STRIDE;
 use cust::sys::{CUdevice, CUdevice_P2PAttribute};
 use p2ptop::probe::driver_error::DriverError;
+use p2ptop::probe::numbering;
 use p2ptop::probe::plan::{self, Transfer};
 use p2ptop::probe::protocol::{
     DeviceInfo, Engine, Event, FailureKind, Node, Op, Pair, PeerInfo, Settings,
@@ -51,6 +52,19 @@ impl BufferKey {
     }
 }
 
+/// Why the probe cannot start.
+pub enum StartError {
+    Driver(DriverError),
+    /// The GPU numbers it was given do not fit CUDA's devices.
+    Numbers(String),
+}
+
+impl From<DriverError> for StartError {
+    fn from(err: DriverError) -> StartError {
+        StartError::Driver(err)
+    }
+}
+
 /// Why a GPU could not be opened, kept to answer every pair that needs it.
 struct Unusable {
     message: String,
@@ -58,7 +72,8 @@ struct Unusable {
 }
 
 pub struct Probe {
-    devices: Vec<CUdevice>,
+    /// CUDA's devices by the number commands name them with (see `probe::numbering`).
+    devices: HashMap<u32, CUdevice>,
     gpus: HashMap<u32, Gpu>,
     unusable: HashMap<u32, Unusable>,
     buffers: HashMap<BufferKey, Buffer>,
@@ -73,17 +88,19 @@ impl Probe {
     /// Initializes the driver, opens every GPU (contexts, kernels, streams: the slow part of
     /// starting, done before the greeting so no command's deadline pays for it) and describes
     /// the machine; the error is for a `fatal` event.
-    pub fn start() -> Result<(Probe, Event), DriverError> {
+    pub fn start(numbers: Option<&str>) -> Result<(Probe, Event), StartError> {
         driver::init()?;
         let version = driver::driver_version()?;
         let count = driver::device_count()?;
-        let devices = (0..count)
-            .map(driver::device)
-            .collect::<Result<Vec<_>, _>>()?;
+        let numbers = numbering::parse(numbers, count as usize).map_err(StartError::Numbers)?;
+        let devices: Vec<(u32, CUdevice)> = numbers
+            .iter()
+            .zip(0..count)
+            .map(|(&number, ordinal)| Ok((number, driver::device(ordinal)?)))
+            .collect::<Result<Vec<_>, DriverError>>()?;
         let infos = devices
             .iter()
-            .enumerate()
-            .map(|(ordinal, &device)| gpu::describe(ordinal as u32, device))
+            .map(|&(number, device)| gpu::describe(number, device))
             .collect::<Result<Vec<DeviceInfo>, _>>()?;
         let peers = peer_matrix(&devices)?;
         let hello = Event::Hello {
@@ -93,7 +110,7 @@ impl Probe {
             peers,
         };
         let mut probe = Probe {
-            devices,
+            devices: devices.iter().copied().collect(),
             gpus: HashMap::new(),
             unusable: HashMap::new(),
             buffers: HashMap::new(),
@@ -101,15 +118,15 @@ impl Probe {
             peers_enabled: HashSet::new(),
             next_seed: 1,
         };
-        for ordinal in 0..probe.devices.len() as u32 {
-            probe.open(ordinal);
+        for (number, _) in devices {
+            probe.open(number);
         }
         Ok((probe, hello))
     }
 
-    /// Opens GPU `ordinal`, or remembers why it cannot be.
+    /// Opens GPU `ordinal` (its number), or remembers why it cannot be.
     fn open(&mut self, ordinal: u32) {
-        let device = self.devices[ordinal as usize];
+        let device = self.devices[&ordinal];
         match Gpu::open(ordinal, device) {
             Ok(gpu) => {
                 self.gpus.insert(ordinal, gpu);
@@ -158,13 +175,18 @@ impl Probe {
                 cuda_error: why.cuda_error,
                 fatal: false,
             },
-            None => Failure::new(
-                FailureKind::Invalid,
-                format!(
-                    "GPU{ordinal} does not exist: CUDA sees {} GPU(s), numbered from 0",
-                    self.devices.len()
-                ),
-            ),
+            None => {
+                let mut known: Vec<u32> = self.devices.keys().copied().collect();
+                known.sort_unstable();
+                let known: Vec<String> = known.iter().map(|n| format!("GPU{n}")).collect();
+                Failure::new(
+                    FailureKind::Invalid,
+                    format!(
+                        "GPU{ordinal} is not one the probe can use; it has {}",
+                        known.join(", ")
+                    ),
+                )
+            }
         })
     }
 
@@ -444,18 +466,18 @@ fn wait(
     Ok(())
 }
 
-/// CUDA's view of peer access between every ordered pair of GPUs.
-fn peer_matrix(devices: &[CUdevice]) -> Result<Vec<PeerInfo>, DriverError> {
+/// CUDA's view of peer access between every ordered pair of GPUs (by their numbers).
+fn peer_matrix(devices: &[(u32, CUdevice)]) -> Result<Vec<PeerInfo>, DriverError> {
     use CUdevice_P2PAttribute::*;
     let mut peers = Vec::new();
-    for (src, &a) in devices.iter().enumerate() {
-        for (dst, &b) in devices.iter().enumerate() {
+    for &(src, a) in devices {
+        for &(dst, b) in devices {
             if src == dst {
                 continue;
             }
             peers.push(PeerInfo {
-                src: src as u32,
-                dst: dst as u32,
+                src,
+                dst,
                 can_access: driver::can_access_peer(a, b)?,
                 native_atomics: driver::p2p_attribute(
                     CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED,

@@ -5,7 +5,7 @@
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 use nvml_wrapper_sys::bindings::{
-    nvmlBAR1Memory_t, nvmlFieldValue_t, nvmlMemory_v2_t, nvmlPciInfo_t,
+    nvmlBAR1Memory_t, nvmlFieldValue_t, nvmlMarginTemperature_t, nvmlMemory_v2_t, nvmlPciInfo_t,
 };
 use p2ptop_emu::nvml::api as nv;
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_ulonglong, c_void};
@@ -339,6 +339,14 @@ pub unsafe extern "C" fn nvmlDeviceGetMigMode(
     pending: *mut c_uint,
 ) -> c_uint {
     unsafe { nv::device_get_mig_mode(device, current, pending) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetMarginTemperature(
+    device: Device,
+    margin: *mut nvmlMarginTemperature_t,
+) -> c_uint {
+    unsafe { nv::device_get_margin_temperature(device, margin) }
 }
 
 #[unsafe(no_mangle)]

@@ -291,9 +291,16 @@ fn visible_devices(machine: &Machine) -> Result<Vec<Device>, String> {
     if let Ok(list) = std::env::var("CUDA_VISIBLE_DEVICES") {
         let mut picked = Vec::new();
         for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            // Parsing stops at the first entry that is not a visible ordinal, as CUDA's does.
-            match item.parse::<usize>() {
-                Ok(i) if i < devices.len() => picked.push(i),
+            // An ordinal, or a UUID (a unique prefix will do); parsing stops at the first entry
+            // that names no visible GPU, as CUDA's does.
+            let found = match item.parse::<usize>() {
+                Ok(i) => (i < devices.len()).then_some(i),
+                Err(_) => devices
+                    .iter()
+                    .position(|d| machine.uuid(d.gpu).starts_with(item)),
+            };
+            match found {
+                Some(i) if !picked.contains(&i) => picked.push(i),
                 _ => break,
             }
         }

@@ -4,7 +4,7 @@ use super::codes::{self, field, level, remote, value_type};
 use super::{Nvml, Unreachable, count, nvml};
 use crate::log;
 use nvml_wrapper_sys::bindings::{
-    nvmlBAR1Memory_t, nvmlFieldValue_t, nvmlMemory_v2_t, nvmlPciInfo_t,
+    nvmlBAR1Memory_t, nvmlFieldValue_t, nvmlMarginTemperature_t, nvmlMemory_v2_t, nvmlPciInfo_t,
 };
 use p2ptop::model::topology::{LinkType, NvLinkRemote, P2pStatus};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_ulonglong, c_void};
@@ -841,18 +841,54 @@ pub unsafe fn device_get_mig_mode(d: Device, current: *mut c_uint, pending: *mut
     const NAME: &str = "nvmlDeviceGetMigMode";
     call(NAME, || {
         let (nvml, gpu) = device(NAME, d)?;
-        let g = &nvml.machine.gpus[gpu as usize];
-        // MIG exists on the data-centre parts from Ampere (A100, H100), not on GeForce.
-        let capable = g.model.pcie_p2p
-            && matches!(g.model.compute_capability.as_str(), "8.0" | "9.0" | "10.0");
-        if !capable {
-            return Err(codes::NOT_SUPPORTED);
-        }
+        let mig = nvml.machine.mig(gpu).ok_or(codes::NOT_SUPPORTED)?;
         // SAFETY: the caller vouches for the pointers.
         unsafe {
-            put(NAME, current, 0)?;
-            put(NAME, pending, 0)
+            put(NAME, current, c_uint::from(mig))?;
+            put(NAME, pending, c_uint::from(mig))
         }
+    })
+}
+
+/// The GPU's thermal limit (T.Limit 0) as Ada and later report it: two degrees short of its
+/// slowdown point, with slowdown and shutdown on the T.Limit scale past it.
+fn thermal_limit_c(nvml: &Nvml, gpu: u32) -> Option<f64> {
+    let m = &nvml.machine.gpus[gpu as usize].model;
+    let (major, minor) = m.compute_capability.split_once('.')?;
+    let capability = major.parse::<u32>().ok()? * 10 + minor.parse::<u32>().ok()?;
+    (capability >= 89).then_some(m.slowdown_c - 2.0)
+}
+
+/// # Safety
+/// `margin` is valid for a read and a write, with its version set.
+pub unsafe fn device_get_margin_temperature(
+    d: Device,
+    margin: *mut nvmlMarginTemperature_t,
+) -> u32 {
+    const NAME: &str = "nvmlDeviceGetMarginTemperature";
+    call(NAME, || {
+        let (nvml, gpu) = device(NAME, d)?;
+        if margin.is_null() {
+            return Err(misuse(NAME, codes::INVALID_ARGUMENT, "a null out-pointer"));
+        }
+        let expected = (std::mem::size_of::<nvmlMarginTemperature_t>() | (1 << 24)) as c_uint;
+        // SAFETY: the caller vouches for the struct.
+        let version = unsafe { (*margin).version };
+        if version != expected {
+            return Err(misuse(
+                NAME,
+                codes::ARGUMENT_VERSION_MISMATCH,
+                format!("version {version:#x}, expected {expected:#x}"),
+            ));
+        }
+        let limit = thermal_limit_c(nvml, gpu).ok_or(codes::NOT_SUPPORTED)?;
+        let temp = nvml.now().gpus[gpu as usize].thermal.temp_c;
+        let answer = nvmlMarginTemperature_t {
+            version,
+            marginTemperature: (limit - temp).round() as c_int,
+        };
+        // SAFETY: as above.
+        unsafe { put(NAME, margin, answer) }
     })
 }
 
@@ -891,6 +927,19 @@ fn field_value(nvml: &Nvml, gpu: u32, id: u32, scope: u32) -> std::result::Resul
             }
             let mb_s = g.model.nvlink_link_gbps.unwrap_or(0.0) * 1000.0;
             (value_type::UNSIGNED_INT, mb_s.round() as u64)
+        }
+        field::SHUTDOWN_TLIMIT | field::SLOWDOWN_TLIMIT => {
+            let limit = thermal_limit_c(nvml, gpu).ok_or(codes::NOT_SUPPORTED)?;
+            let past = if id == field::SHUTDOWN_TLIMIT {
+                g.model.shutdown_c
+            } else {
+                g.model.slowdown_c
+            };
+            // Signed: degrees below the limit, so a threshold past it is negative.
+            (
+                value_type::SIGNED_LONG_LONG,
+                (limit - past).round() as i64 as u64,
+            )
         }
         field::PCIE_COUNT_TX_BYTES | field::PCIE_COUNT_RX_BYTES => {
             if !nvml.supports(gpu, "pcie_counters") {
@@ -935,10 +984,10 @@ pub unsafe fn device_get_field_values(
                 Ok((kind, number)) => {
                     v.nvmlReturn = codes::SUCCESS;
                     v.valueType = kind;
-                    if kind == value_type::UNSIGNED_INT {
-                        v.value.uiVal = number as c_uint;
-                    } else {
-                        v.value.ullVal = number;
+                    match kind {
+                        value_type::UNSIGNED_INT => v.value.uiVal = number as c_uint,
+                        value_type::SIGNED_LONG_LONG => v.value.sllVal = number as i64,
+                        _ => v.value.ullVal = number,
                     }
                 }
                 Err(code) => v.nvmlReturn = code,

@@ -48,6 +48,7 @@ pub mod remote {
 pub mod value_type {
     pub const UNSIGNED_INT: u32 = 1;
     pub const UNSIGNED_LONG_LONG: u32 = 3;
+    pub const SIGNED_LONG_LONG: u32 = 4;
 }
 
 /// NVML field ids (`NVML_FI_DEV_*`).
@@ -56,6 +57,8 @@ pub mod field {
     pub const NVLINK_THROUGHPUT_DATA_TX: u32 = 138;
     pub const NVLINK_THROUGHPUT_DATA_RX: u32 = 139;
     pub const NVLINK_GET_SPEED: u32 = 164;
+    pub const SHUTDOWN_TLIMIT: u32 = 193;
+    pub const SLOWDOWN_TLIMIT: u32 = 194;
     pub const PCIE_COUNT_TX_BYTES: u32 = 197;
     pub const PCIE_COUNT_RX_BYTES: u32 = 198;
 }
