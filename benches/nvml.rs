@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench nvml`
 
-use p2ptop::nvml::{real, sampler::Sampler};
+use p2ptop::nvml::real;
+use p2ptop::nvml::sampler::{PCIE_EVERY, Sampler};
+use p2ptop::nvml::source::NvmlSource;
 use std::ffi::{CString, c_char, c_void};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -70,6 +72,15 @@ fn main() {
     for (name, n) in diff(&after, &after_setup) {
         println!("  {:>6} per tick  {name}", n / u64::from(TICKS));
     }
+    let started = Instant::now();
+    sampler.read_pcie(&nvml, nvml.clock_us());
+    let between = started.elapsed();
+    let pcie: u64 = diff(&calls(), &after).iter().map(|(_, n)| n).sum();
+    println!(
+        "between ticks, every {} ms: {:.3} ms, {pcie} NVML calls (PCIe byte counters)",
+        PCIE_EVERY.as_millis(),
+        between.as_secs_f64() * 1e3
+    );
 }
 
 /// Calls per entry point so far, from the emulated NVML's own counter.

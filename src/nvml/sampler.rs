@@ -331,4 +331,36 @@ mod tests {
         let gpu = &frame.gpus[0];
         assert_eq!(gpu, &GpuTelemetry::default(), "no invented readings");
     }
+
+    /// PCIe byte counters wrapping at 2^32: 2.5 GB every 50 ms, read by `read_pcie` halfway
+    /// between two passes.
+    const PCIE_WRAPS: &str = r#"{
+        "gpus": [{}],
+        "telemetry": [
+            {"timestamp_us": 1000000, "gpus": [{"pcie_tx_bytes": {"value": 4000000000}}]},
+            {"timestamp_us": 1050000, "gpus": [{"pcie_tx_bytes": {"value": 2205032704}}]},
+            {"timestamp_us": 1100000, "gpus": [{"pcie_tx_bytes": {"value": 410065408}}]}
+        ]}"#;
+
+    #[test]
+    fn reads_between_passes_unwrap_the_pcie_byte_counters() {
+        let src = RecordedNvml::from_json(PCIE_WRAPS).unwrap();
+        let mut sampler = Sampler::new(&src);
+        assert_eq!(sampler.sample(&src).gpus[0].pcie_tx_gbps, None);
+        src.begin_sample(); // the recording's middle reading, as the sampler thread takes it
+        sampler.read_pcie(&src, src.clock_us());
+        let tx = sampler.sample(&src).gpus[0].pcie_tx_gbps.unwrap();
+        // 5 GB in 100 ms; the two ends alone differ by 0.7 GB modulo 2^32.
+        assert!((tx - 50.0).abs() < 1e-9, "{tx} GB/s");
+    }
+
+    #[test]
+    fn without_the_read_between_a_double_wrap_is_lost() {
+        let src = RecordedNvml::from_json(PCIE_WRAPS).unwrap();
+        let mut sampler = Sampler::new(&src);
+        sampler.sample(&src);
+        src.begin_sample();
+        let tx = sampler.sample(&src).gpus[0].pcie_tx_gbps.unwrap();
+        assert!(tx < 10.0, "{tx} GB/s: the test's recording must wrap twice");
+    }
 }
