@@ -8,7 +8,6 @@
 use p2ptop::nvml::real;
 use p2ptop::nvml::sampler::{PCIE_EVERY, Sampler};
 use p2ptop::nvml::source::NvmlSource;
-use std::ffi::{CString, c_char, c_void};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -85,27 +84,7 @@ fn main() {
 
 /// Calls per entry point so far, from the emulated NVML's own counter.
 fn calls() -> Vec<(String, u64)> {
-    let name = CString::new("libnvidia-ml.so.1").unwrap();
-    // SAFETY: RTLD_NOLOAD only finds the library nvml-wrapper already loaded; nothing runs.
-    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
-    assert!(!handle.is_null(), "the emulated NVML is not loaded");
-    let symbol = CString::new("p2ptop_emu_nvml_calls").unwrap();
-    // SAFETY: a lookup in a live handle; the symbol has this signature (tests/emu/nvml).
-    let count: unsafe extern "C" fn(*mut c_char, usize) -> usize = unsafe {
-        let f = libc::dlsym(handle, symbol.as_ptr());
-        assert!(!f.is_null(), "the loaded NVML is not the emulation");
-        std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_char, usize) -> usize>(f)
-    };
-    let mut buffer = vec![0u8; 1 << 16];
-    // SAFETY: the buffer holds what its length says.
-    let len = unsafe { count(buffer.as_mut_ptr() as *mut c_char, buffer.len()) };
-    String::from_utf8_lossy(&buffer[..len.min(buffer.len() - 1)])
-        .lines()
-        .filter_map(|l| {
-            let (name, n) = l.rsplit_once(' ')?;
-            Some((name.to_owned(), n.parse().ok()?))
-        })
-        .collect()
+    p2ptop_emu::client::nvml_calls().expect("the loaded NVML is the emulation")
 }
 
 fn diff(after: &[(String, u64)], before: &[(String, u64)]) -> Vec<(String, u64)> {

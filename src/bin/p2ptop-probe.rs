@@ -28,9 +28,10 @@ const PROTOCOL_HELP: &str = r#"PROTOCOL
     {"cmd":"stop"}        skip the rest of the running measure command
 
   A node is a GPU's number or "host" (pinned host memory mapped into the GPUs): CUDA's ordinal,
-  or the number P2PTOP_GPU_NUMBERS gives it (a comma-separated list, one number per CUDA device,
-  as p2ptop sets it to speak NVML's numbering); src → dst is the direction the data moves. read runs on dst, write on src, bidir is both directions at once
-  (each a write); on host paths the GPU end does the work. GB/s = 10^9 bytes/s; a device-local
+  or, when P2PTOP_GPU_NUMBERS maps PCI bus ids to numbers (0000:18:00.0=0,0000:38:00.0=2, as
+  p2ptop sets it to speak NVML's numbering), the number it gives; devices it leaves out are not
+  opened. src → dst is the direction the data moves. read runs on dst, write on src, bidir is
+  both directions at once (each a write); on host paths the GPU end does the work. GB/s = 10^9 bytes/s; a device-local
   copy counts its bytes once.
 
   settings (all optional): buffer_mib 512, samples 5, warmup 2, min_sample_ms 10,

@@ -272,10 +272,11 @@ pub struct Gpu {
     /// `topo -m`'s "NUMA Affinity" column as NVML gives it: one node, or several (`0-1`).
     #[serde(default)]
     pub numa_affinity: Option<String>,
-    /// Why NVML cannot open this GPU, when it cannot (outside this job's cgroup, fallen off the
-    /// bus): it is counted and shown, and nothing is measured on it.
+    /// Why this GPU cannot be used, when NVML cannot open it (outside this job's cgroup, fallen
+    /// off the bus) or CUDA does not show it: it is counted and shown, and nothing is measured
+    /// on it.
     #[serde(default)]
-    pub unavailable: Option<String>,
+    pub unavailable: Option<Unavailable>,
     /// Whether the GPU is in MIG mode: then it has no peer access at all.
     #[serde(default)]
     pub mig: Option<bool>,
@@ -287,15 +288,24 @@ pub struct Gpu {
     pub memory_peak_gbps: Option<f64>,
 }
 
+/// Why a GPU NVML counts cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// It fell off the bus (NVML's "GPU is lost"): broken, not merely someone else's.
+    pub lost: bool,
+    /// In a sentence, with NVML's or CUDA's words.
+    pub reason: String,
+}
+
 /// NVML reports power limits in milliwatts; a limit within this of the default is the default.
 const POWER_LIMIT_TOLERANCE_W: f64 = 1.0;
 
 impl Gpu {
-    /// Why nothing is measured on this GPU, if nothing is: NVML cannot open it, or it is in MIG
+    /// Why nothing is measured on this GPU, if nothing is: it is unavailable, or it is in MIG
     /// mode (CUDA then sees its instances, not the GPU, and MIG instances have no peer access).
     pub fn not_measurable(&self) -> Option<String> {
         if let Some(why) = &self.unavailable {
-            return Some(format!("NVML cannot open it: {why}"));
+            return Some(why.reason.clone());
         }
         (self.mig == Some(true)).then(|| {
             "it is in MIG mode: CUDA sees its instances, which have no peer access; turn MIG off \

@@ -2,10 +2,11 @@
 //! `nvidia-smi topo -m` names them.
 
 use super::source::{CommonAncestor, MAX_NVLINKS, NvmlSource, P2pCap, RemoteDevice};
-use crate::model::line_rate;
 use crate::model::topology::{
     Gpu, Host, LinkType, NvLink, NvLinkRemote, P2pCaps, P2pStatus, PairLink, PcieLink, Topology,
+    Unavailable,
 };
+use crate::model::{bus_id, line_rate};
 
 /// Reads every GPU, every pair and the driver versions from `src`.
 ///
@@ -16,8 +17,7 @@ use crate::model::topology::{
 pub fn discover(src: &dyn NvmlSource, mut host: Host, cuda_bus_ids: &[String]) -> Topology {
     host.driver_version = src.driver_version().ok();
     host.cuda_version = src.cuda_driver_version().ok().map(cuda_version);
-    // `real::open` refuses an NVML that cannot count its GPUs; a recording always can.
-    let count = src.device_count().unwrap_or(0);
+    let count = src.device_count();
     let gpus: Vec<Gpu> = (0..count).map(|i| read_gpu(src, i, cuda_bus_ids)).collect();
     let mut pairs = Vec::new();
     for a in &gpus {
@@ -34,24 +34,6 @@ pub fn discover(src: &dyn NvmlSource, mut host: Host, cuda_bus_ids: &[String]) -
         }
     }
     Topology { host, gpus, pairs }
-}
-
-/// A PCI bus id in one spelling for every source: lower case `dddd:bb:dd.f`.
-///
-/// NVML prints an 8-digit upper-case domain (`00000000:01:00.0`), CUDA a 4-digit one
-/// (`0000:01:00.0`). We keep CUDA's and `lspci -D`'s 4-digit form, widening only for domains
-/// above 0xffff, so ids from NVML, CUDA and sysfs compare equal as strings.
-pub fn normalize_bus_id(id: &str) -> String {
-    let id = id.trim().to_ascii_lowercase();
-    match id.split_once(':') {
-        Some((domain, rest)) if rest.contains(':') => match u32::from_str_radix(domain, 16) {
-            Ok(domain) => format!("{domain:04x}:{rest}"),
-            Err(_) => id,
-        },
-        // No domain given: NVML and CUDA both mean domain 0.
-        Some(_) => format!("0000:{id}"),
-        None => id,
-    }
 }
 
 /// The NVLink generation for NVML's `nvmlNvlinkVersion_t` code (nvml.h: 1 = 1.0, 2 = 2.0,
@@ -77,15 +59,18 @@ fn cuda_version(encoded: i32) -> String {
 }
 
 fn read_gpu(src: &dyn NvmlSource, index: u32, cuda_bus_ids: &[String]) -> Gpu {
-    let unavailable = src.reachable(index).err().map(|why| why.0);
+    let unavailable = src.reachable(index).err().map(|why| Unavailable {
+        reason: format!("NVML cannot open it: {}", why.reason),
+        ..why
+    });
     let name = src.name(index).unwrap_or_else(|_| "unknown GPU".into());
     let pci_bus_id = src
         .pci_bus_id(index)
-        .map(|id| normalize_bus_id(&id))
+        .map(|id| bus_id::normalize(&id))
         .unwrap_or_default();
     let cuda_ordinal = cuda_bus_ids
         .iter()
-        .position(|id| !pci_bus_id.is_empty() && normalize_bus_id(id) == pci_bus_id)
+        .position(|id| !pci_bus_id.is_empty() && bus_id::normalize(id) == pci_bus_id)
         .and_then(|ordinal| u32::try_from(ordinal).ok());
     let mib = |bytes: u64| bytes / (1 << 20);
     let numa_affinity = src.numa_affinity(index).ok();
@@ -172,7 +157,7 @@ fn remote_end(src: &dyn NvmlSource, gpu: u32, link: u32) -> NvLinkRemote {
         (Ok(RemoteDevice::IbmNpu), _) => NvLinkRemote::Cpu,
         // Without the device type, a remote bus id still names a GPU on a direct link.
         (Ok(RemoteDevice::Gpu | RemoteDevice::Unknown) | Err(_), Some(id)) => {
-            NvLinkRemote::Gpu(normalize_bus_id(&id))
+            NvLinkRemote::Gpu(bus_id::normalize(&id))
         }
         _ => NvLinkRemote::Unknown,
     }
@@ -247,16 +232,6 @@ fn p2p_caps(src: &dyn NvmlSource, a: u32, b: u32) -> P2pCaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bus_ids_from_nvml_and_cuda_become_one_spelling() {
-        assert_eq!(normalize_bus_id("00000000:01:00.0"), "0000:01:00.0");
-        assert_eq!(normalize_bus_id("0000:1B:00.0"), "0000:1b:00.0");
-        assert_eq!(normalize_bus_id("00000001:C1:00.0"), "0001:c1:00.0");
-        assert_eq!(normalize_bus_id("00010000:02:00.0"), "10000:02:00.0");
-        assert_eq!(normalize_bus_id("41:00.0"), "0000:41:00.0");
-        assert_eq!(normalize_bus_id("garbage"), "garbage");
-    }
 
     #[test]
     fn nvlink_codes_map_to_generations() {

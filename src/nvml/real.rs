@@ -11,7 +11,7 @@ use super::source::{
     Answer, Clock, CommonAncestor, Counter, CounterReading, Direction, NoAnswer, NvLinkError,
     NvmlSource, P2pCap, RemoteDevice, Threshold,
 };
-use crate::model::topology::P2pStatus;
+use crate::model::topology::{P2pStatus, Unavailable};
 use nvml_wrapper::enum_wrappers::device::{
     Clock as NvClock, P2pCapabilitiesIndex, P2pStatus as NvP2p, PcieUtilCounter, TemperatureSensor,
     TemperatureThreshold, TopologyLevel,
@@ -46,7 +46,7 @@ const NODE_SET_WORDS: usize = 1;
 pub struct RealNvml {
     nvml: Nvml,
     /// By NVML index: the handle, or why NVML cannot open the GPU.
-    handles: Vec<Result<sys::nvmlDevice_t, NoAnswer>>,
+    handles: Vec<Result<sys::nvmlDevice_t, Unavailable>>,
     started: Instant,
 }
 
@@ -87,7 +87,10 @@ pub fn open() -> Result<RealNvml, NvmlMissing> {
             nvml.device_by_index(index)
                 // SAFETY: the handle is only used with the `Nvml` it came from.
                 .map(|device| unsafe { device.handle() })
-                .map_err(no)
+                .map_err(|err| Unavailable {
+                    lost: matches!(err, NvmlError::GpuLost),
+                    reason: err.to_string(),
+                })
         })
         .collect();
     Ok(RealNvml {
@@ -210,10 +213,11 @@ fn field_of(counter: Counter) -> (u32, u32) {
 
 impl RealNvml {
     fn handle(&self, gpu: u32) -> Answer<sys::nvmlDevice_t> {
-        self.handles
-            .get(gpu as usize)
-            .ok_or_else(|| NoAnswer(format!("there is no GPU {gpu}")))?
-            .clone()
+        match self.handles.get(gpu as usize) {
+            Some(Ok(handle)) => Ok(*handle),
+            Some(Err(why)) => Err(NoAnswer(why.reason.clone())),
+            None => Err(NoAnswer(format!("there is no GPU {gpu}"))),
+        }
     }
 
     fn device(&self, gpu: u32) -> Answer<Device<'_>> {
@@ -283,12 +287,20 @@ impl NvmlSource for RealNvml {
         self.nvml.sys_cuda_driver_version().map_err(no)
     }
 
-    fn device_count(&self) -> Answer<u32> {
-        Ok(self.handles.len() as u32)
+    fn device_count(&self) -> u32 {
+        // NVML counts in an unsigned int.
+        self.handles.len() as u32
     }
 
-    fn reachable(&self, gpu: u32) -> Answer<()> {
-        self.handle(gpu).map(|_| ())
+    fn reachable(&self, gpu: u32) -> Result<(), Unavailable> {
+        match self.handles.get(gpu as usize) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err(Unavailable {
+                lost: false,
+                reason: format!("there is no GPU {gpu}"),
+            }),
+        }
     }
 
     fn name(&self, gpu: u32) -> Answer<String> {

@@ -9,7 +9,7 @@ use super::source::{
     Answer, Clock, CommonAncestor, Counter, CounterReading, Direction, NoAnswer, NvLinkError,
     NvmlSource, P2pCap, RemoteDevice, Threshold,
 };
-use crate::model::topology::P2pStatus;
+use crate::model::topology::{P2pStatus, Unavailable};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -32,9 +32,9 @@ pub struct Recording {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordedGpu {
-    /// Why NVML cannot open this GPU (its error text), when it cannot; every other answer
-    /// about it is then refused.
-    pub unreachable: Option<String>,
+    /// Why NVML cannot open this GPU, when it cannot; every other answer about it is then
+    /// refused.
+    pub unreachable: Option<Unavailable>,
     pub name: Option<String>,
     pub uuid: Option<String>,
     pub pci_bus_id: Option<String>,
@@ -198,7 +198,7 @@ impl RecordedNvml {
             .get(gpu as usize)
             .ok_or_else(|| NoAnswer(format!("no GPU {gpu} in the recording")))?;
         match &recorded.unreachable {
-            Some(why) => Err(NoAnswer(why.clone())),
+            Some(why) => Err(NoAnswer(why.reason.clone())),
             None => Ok(recorded),
         }
     }
@@ -292,12 +292,23 @@ impl NvmlSource for RecordedNvml {
         given(self.recording.cuda_driver_version)
     }
 
-    fn device_count(&self) -> Answer<u32> {
-        u32::try_from(self.recording.gpus.len()).map_err(|e| NoAnswer(e.to_string()))
+    fn device_count(&self) -> u32 {
+        // A recording with more GPUs than NVML can count is no recording of NVML.
+        u32::try_from(self.recording.gpus.len()).unwrap_or(u32::MAX)
     }
 
-    fn reachable(&self, gpu: u32) -> Answer<()> {
-        self.gpu(gpu).map(|_| ())
+    fn reachable(&self, gpu: u32) -> Result<(), Unavailable> {
+        match self.recording.gpus.get(gpu as usize) {
+            Some(RecordedGpu {
+                unreachable: Some(why),
+                ..
+            }) => Err(why.clone()),
+            Some(_) => Ok(()),
+            None => Err(Unavailable {
+                lost: false,
+                reason: format!("no GPU {gpu} in the recording"),
+            }),
+        }
     }
 
     fn name(&self, gpu: u32) -> Answer<String> {
@@ -508,7 +519,7 @@ mod tests {
                 "nvlinks": [{"link": 0, "active": false}]}]}"#,
         )
         .unwrap();
-        assert_eq!(nvml.device_count(), Ok(1));
+        assert_eq!(nvml.device_count(), 1);
         assert_eq!(nvml.name(0).unwrap(), "NVIDIA GeForce RTX 4090");
         assert!(nvml.numa_affinity(0).is_err());
         assert_eq!(nvml.nvlink_is_active(0, 0), Ok(false));

@@ -73,7 +73,7 @@ impl Sampler {
     /// Finds the GPUs NVML can open and their active NVLinks once, so each pass asks only
     /// about those.
     pub fn new(src: &dyn NvmlSource) -> Sampler {
-        let count = src.device_count().unwrap_or(0);
+        let count = src.device_count();
         let gpus = (0..count)
             .filter(|&index| src.reachable(index).is_ok())
             .map(|index| GpuCounters {
@@ -250,15 +250,15 @@ impl GpuCounters {
 /// call, or, where it gives nothing (Ada on, NVML's header says), from the T.Limit fields: a
 /// threshold `t` degrees past the limit lies at temperature + margin − t.
 fn fixed(src: &dyn NvmlSource, gpu: u32) -> Fixed {
-    let limit_c = || {
-        let temp = i64::from(src.temperature_c(gpu).ok()?);
-        Some(temp + src.margin_temperature_c(gpu).ok()?)
-    };
+    let limit_c = std::cell::OnceCell::new();
     let threshold = |which| {
         src.temperature_threshold_c(gpu, which)
             .map(f64::from)
             .ok()
-            .or_else(|| Some((limit_c()? - src.temperature_limit_c(gpu, which).ok()?) as f64))
+            .or_else(|| {
+                let limit = (*limit_c.get_or_init(|| t_limit_c(src, gpu)))?;
+                Some((limit - src.temperature_limit_c(gpu, which).ok()?) as f64)
+            })
     };
     Fixed {
         slowdown_temp_c: threshold(Threshold::Slowdown),
@@ -266,6 +266,20 @@ fn fixed(src: &dyn NvmlSource, gpu: u32) -> Fixed {
         sm_clock_max_mhz: src.max_clock_mhz(gpu, Clock::Sm).ok(),
         mem_clock_max_mhz: src.max_clock_mhz(gpu, Clock::Memory).ok(),
     }
+}
+
+/// The temperature of the T.Limit scale's zero: the temperature plus its margin, read at one
+/// moment — the temperature on both sides of the margin, again while it moves.
+fn t_limit_c(src: &dyn NvmlSource, gpu: u32) -> Option<i64> {
+    const TRIES: usize = 3;
+    for _ in 0..TRIES {
+        let before = src.temperature_c(gpu).ok()?;
+        let margin = src.margin_temperature_c(gpu).ok()?;
+        if src.temperature_c(gpu).ok()? == before {
+            return Some(i64::from(before) + margin);
+        }
+    }
+    None
 }
 
 /// Samples `source` every `interval` on a new thread and hands each frame to `sink`; the

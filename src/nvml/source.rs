@@ -5,7 +5,7 @@
 //! and may get no answer: GeForce cards answer only part of NVML, and a refusal is data, not an
 //! error to stop on.
 
-use crate::model::topology::P2pStatus;
+use crate::model::topology::{P2pStatus, Unavailable};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -128,13 +128,14 @@ pub trait NvmlSource {
     fn driver_version(&self) -> Answer<String>;
     /// CUDA driver API version as NVML encodes it: 1000 × major + 10 × minor (12040 = 12.4).
     fn cuda_driver_version(&self) -> Answer<i32>;
-    /// GPUs NVML counts, including ones it cannot open (see [`NvmlSource::reachable`]).
-    fn device_count(&self) -> Answer<u32>;
+    /// GPUs NVML counts, including ones it cannot open (see [`NvmlSource::reachable`]). A source
+    /// always knows: `real::open` refuses an NVML that cannot count its GPUs.
+    fn device_count(&self) -> u32;
 
     // One GPU.
     /// Whether NVML can open the GPU at all; the error says why not (a GPU outside this job's
     /// cgroup answers "Insufficient Permissions", one that fell off the bus "GPU is lost").
-    fn reachable(&self, gpu: u32) -> Answer<()>;
+    fn reachable(&self, gpu: u32) -> Result<(), Unavailable>;
     fn name(&self, gpu: u32) -> Answer<String>;
     fn uuid(&self, gpu: u32) -> Answer<String>;
     /// As NVML prints it, e.g. `00000000:01:00.0`.

@@ -45,23 +45,20 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// The GPUs p2ptop hands the probe, in the order CUDA will number them, and the number (NVML's
-/// index) each goes by in commands and events.
+/// The GPUs p2ptop wants the probe to open, by PCI bus id, with the number (NVML's index) each
+/// goes by in commands and events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gpus {
-    pub uuids: Vec<String>,
-    pub numbers: Vec<u32>,
+    pub by_bus_id: Vec<(String, u32)>,
 }
 
 impl Gpus {
-    /// The probe's environment for these GPUs: `CUDA_VISIBLE_DEVICES` by UUID (CUDA then sees
-    /// exactly these, in this order) and their numbers.
+    /// The probe's environment for these GPUs (see `probe::numbering`).
     pub fn environment(&self) -> Vec<(&'static str, String)> {
-        let numbers: Vec<String> = self.numbers.iter().map(u32::to_string).collect();
-        vec![
-            ("CUDA_VISIBLE_DEVICES", self.uuids.join(",")),
-            (super::numbering::VAR, numbers.join(",")),
-        ]
+        vec![(
+            super::numbering::VAR,
+            super::numbering::encode(&self.by_bus_id),
+        )]
     }
 }
 

@@ -104,8 +104,8 @@ pub trait RunningProbe: Send {
 }
 
 /// Starts the probe binary, waits for its hello, and supervises it from then on.
-/// `gpus` picks the GPUs it gets and the numbers it speaks (see `probe::numbering`); `None`
-/// leaves it every GPU CUDA sees, by CUDA's ordinals.
+/// `gpus` picks the GPUs it opens and the numbers it speaks (see `probe::numbering`); `None`
+/// leaves it every GPU CUDA shows, by CUDA's ordinals.
 pub fn start(
     probe: &Path,
     gpus: Option<&launch::Gpus>,
@@ -189,7 +189,6 @@ fn greeting(
     }
 }
 
-/// The `p2ptop-probe` binary.
 /// The `p2ptop-probe` binary, and the environment it starts with.
 struct Binary(PathBuf, Vec<(&'static str, String)>);
 

@@ -583,10 +583,15 @@ fn advice(report: &Report, d: &Draft, subject: &str) -> String {
             "copies {subject} hang: ask for the GPUs and the path to be checked (`dcgmi diag -r 3`, \
              Xid errors in the kernel log, IOMMU and ACS settings)"
         ),
+        Kind::UnusableGpu if d.own.iter().any(|r| r.why == Why::Unusable { lost: true }) => {
+            format!(
+                "{subject} fell off the bus (GPU is lost): ask for it to be reseated or replaced \
+                 (Xid 79 in the kernel log)"
+            )
+        }
         Kind::UnusableGpu => format!(
-            "{subject} was not measured: if it fell off the bus (GPU is lost), ask for it to be \
-             reseated or replaced (Xid 79 in the kernel log); outside this job's GPUs or in MIG \
-             mode, run p2ptop where it is whole and yours"
+            "{subject} was not measured: it is not this job's, hidden from CUDA or in MIG mode; \
+             run p2ptop where it is whole and yours"
         ),
         Kind::NvlinkDown => format!(
             "NVLinks of {subject} are down (`nvidia-smi nvlink -s` lists them): ask for the \

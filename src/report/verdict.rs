@@ -267,7 +267,9 @@ pub fn judge(report: &Report, floors: &Floors, baseline: Option<&Report>) -> Ver
     let gpus: Vec<GpuVerdict> = topology
         .gpus
         .iter()
-        .filter(|g| report.nodes().contains(&Node::Gpu(g.index)))
+        // A GPU nothing could be measured on is judged whatever was selected: one that fell
+        // off the bus fails the machine.
+        .filter(|g| report.nodes().contains(&Node::Gpu(g.index)) || g.not_measurable().is_some())
         .map(|g| {
             let seen = report.telemetry.iter().find(|t| t.gpu == g.index);
             let reasons = judge_gpu(topology, g, seen);
@@ -466,16 +468,14 @@ fn judge_gpu(topology: &Topology, gpu: &Gpu, seen: Option<&GpuSeen>) -> Vec<Reas
     if let Some(why) = gpu.not_measurable() {
         // A GPU that fell off the bus is broken; one outside the job's cgroup or in MIG mode is
         // set up so, and only worth knowing.
-        let lost = gpu
-            .unavailable
-            .as_deref()
-            .is_some_and(|u| u.to_ascii_lowercase().contains("lost"));
+        let lost = gpu.unavailable.as_ref().is_some_and(|u| u.lost);
         let level = if lost { Level::Fail } else { Level::Warn };
-        reasons.push(Reason::new(
+        // Its telemetry (an idle link, clocks at rest) says nothing about the machine.
+        return vec![Reason::new(
             level,
             Why::Unusable { lost },
             format!("not measured: {why}"),
-        ));
+        )];
     }
     for (link, end) in capacity::link_ends(gpu) {
         if link.active {

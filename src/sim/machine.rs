@@ -5,7 +5,7 @@ use super::spec::{Fault, GpuSpec, ModelSpec, Spec, parse_pcie};
 use crate::model::line_rate;
 use crate::model::topology::{
     Gpu, Host, Iommu, LinkType, NvLink, NvLinkRemote, P2pCaps, P2pStatus, PairLink, PcieLink,
-    Topology,
+    Topology, Unavailable,
 };
 use crate::probe::protocol::Node;
 
@@ -326,12 +326,18 @@ impl Machine {
         matches!(g.model.compute_capability.as_str(), "8.0" | "9.0" | "10.0").then_some(g.mig)
     }
 
-    /// Why NVML cannot open GPU `gpu`, in NVML's words, when a fault says so.
-    pub fn unreachable(&self, gpu: u32) -> Option<&'static str> {
-        self.spec.faults.iter().find_map(|f| match f {
-            Fault::GpuLost { gpu: g } if *g == gpu => Some("GPU is lost"),
-            Fault::OutsideCgroup { gpu: g } if *g == gpu => Some("Insufficient Permissions"),
-            _ => None,
+    /// Why NVML cannot open GPU `gpu`, when a fault says it cannot.
+    pub fn unreachable(&self, gpu: u32) -> Option<Unavailable> {
+        self.spec.faults.iter().find_map(|f| {
+            let (lost, reason) = match f {
+                Fault::GpuLost { gpu: g } if *g == gpu => (true, "GPU is lost"),
+                Fault::OutsideCgroup { gpu: g } if *g == gpu => (false, "Insufficient Permissions"),
+                _ => return None,
+            };
+            Some(Unavailable {
+                lost,
+                reason: format!("NVML cannot open it: {reason}"),
+            })
         })
     }
 
@@ -438,7 +444,7 @@ impl Machine {
             cpu_affinity: Some(format!("{first_cpu}-{}", first_cpu + per_socket - 1)),
             numa_node: Some(g.socket),
             numa_affinity: Some(g.socket.to_string()),
-            unavailable: self.unreachable(g.index).map(str::to_owned),
+            unavailable: self.unreachable(g.index),
             mig: self.mig(g.index),
             pcie: PcieLink {
                 gen_now: Some(g.pcie_trained.0),

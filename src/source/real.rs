@@ -2,14 +2,15 @@
 //! probe for measurements.
 //!
 //! GPU numbers are NVML's, as `nvidia-smi` prints them, everywhere above this module. NVML may
-//! count GPUs CUDA cannot use (outside the job's cgroup, fallen off the bus, in MIG mode), and
-//! CUDA orders the rest its own way; so the probe is started with exactly the GPUs it can
-//! measure, named by UUID, and told each one's NVML index to speak (`probe::numbering`). The
+//! count GPUs CUDA cannot use (outside the job's cgroup, fallen off the bus, in MIG mode, left
+//! out of `CUDA_VISIBLE_DEVICES`), and CUDA orders the rest its own way; so the probe is told
+//! the GPUs to open by PCI bus id, with each one's NVML index to speak (`probe::numbering`). The
 //! others stay in the topology, marked with why nothing is measured on them.
 
 use super::Connection;
 use crate::app::feed::Feed;
-use crate::model::topology::{Gpu, Topology};
+use crate::model::bus_id;
+use crate::model::topology::{Gpu, Topology, Unavailable};
 use crate::nvml::{discover, real, sampler};
 use crate::probe::launch::{Gpus, Hello, StartError};
 use crate::probe::supervisor;
@@ -56,6 +57,7 @@ pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
     let (supervisor, hello) =
         supervisor::start(probe, Some(&gpus), feed_tx.clone()).map_err(OpenError::Probe)?;
     number_cuda_devices(&mut topology, &hello)?;
+    mark_hidden_from_cuda(&mut topology, &gpus);
     sampler::spawn(nvml, interval, move |frame| {
         feed_tx.send(Feed::Telemetry(frame)).is_ok()
     });
@@ -75,8 +77,29 @@ fn measurable(topology: &Topology) -> Gpus {
         .filter(|g| g.not_measurable().is_none())
         .collect();
     Gpus {
-        uuids: gpus.iter().map(|g| g.uuid.clone()).collect(),
-        numbers: gpus.iter().map(|g| g.index).collect(),
+        by_bus_id: gpus
+            .iter()
+            .map(|g| (g.pci_bus_id.clone(), g.index))
+            .collect(),
+    }
+}
+
+/// Marks the GPUs the probe was asked to open but CUDA does not show: `CUDA_VISIBLE_DEVICES`
+/// leaves them out, or the driver hides them from this process.
+fn mark_hidden_from_cuda(topology: &mut Topology, asked: &Gpus) {
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    for gpu in &mut topology.gpus {
+        let was_asked = asked.by_bus_id.iter().any(|(_, n)| *n == gpu.index);
+        if was_asked && gpu.cuda_ordinal.is_none() {
+            let reason = match &visible {
+                Some(list) => format!("CUDA does not show it (CUDA_VISIBLE_DEVICES={list})"),
+                None => "CUDA does not show it".to_owned(),
+            };
+            gpu.unavailable = Some(Unavailable {
+                lost: false,
+                reason,
+            });
+        }
     }
 }
 
@@ -84,7 +107,7 @@ fn measurable(topology: &Topology) -> Gpus {
 /// as an NVML index is that GPU (by PCI bus id).
 fn number_cuda_devices(topology: &mut Topology, hello: &Hello) -> Result<(), OpenError> {
     for (ordinal, device) in hello.devices.iter().enumerate() {
-        let bus = discover::normalize_bus_id(&device.pci_bus_id);
+        let bus = bus_id::normalize(&device.pci_bus_id);
         let Some(gpu) = topology.gpus.iter_mut().find(|g| g.index == device.ordinal) else {
             return Err(OpenError::Mismatch(format!(
                 "the probe answers for GPU{} ({bus}), which NVML does not have",

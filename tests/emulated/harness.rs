@@ -11,6 +11,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const P2PTOP: &str = env!("CARGO_BIN_EXE_p2ptop");
 pub const PROBE: &str = env!("CARGO_BIN_EXE_p2ptop-probe");
 
+/// Set in a test run again by [`Emu::run_child`].
+const CHILD_VAR: &str = "P2PTOP_EMU_TEST_CHILD";
+/// What starts a line a child prints for its parent.
+const CHILD_MARK: &str = "child-output: ";
+
+/// Whether this process is a test run again by [`Emu::run_child`].
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_VAR).is_some()
+}
+
+/// In a child, prints `line` for the parent to read.
+pub fn child_output(line: &str) {
+    println!("{CHILD_MARK}{line}");
+}
+
 /// One emulated machine for one test: its libraries, state and log in a directory of its own.
 pub struct Emu {
     dir: PathBuf,
@@ -110,6 +125,37 @@ impl Emu {
             .map(|line| Event::from_line(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect();
         (events, output)
+    }
+
+    /// Runs the test `name` (its path in this crate, e.g. `nvml::a_test`) again in a process of
+    /// its own whose loader finds the emulated libraries (the loader reads `LD_LIBRARY_PATH`
+    /// once, at start), with `env` added; gives what [`child_output`] printed there. In that
+    /// process, [`in_child`] is true and the test prints instead.
+    pub fn run_child(&self, name: &str, env: &[(&str, &str)]) -> String {
+        let output = self
+            .command(
+                std::env::current_exe()
+                    .expect("the test's path")
+                    .to_str()
+                    .unwrap(),
+            )
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_VAR, name)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run the test again");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "the child test failed: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+            .lines()
+            // libtest may print the test's name first, on the same line.
+            .filter_map(|l| l.split_once(CHILD_MARK).map(|(_, out)| out))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Everything the emulated libraries logged.

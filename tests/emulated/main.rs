@@ -8,6 +8,8 @@ mod exports;
 mod faults;
 mod live;
 mod measure;
+mod nvml;
 mod probe;
 mod stress;
 mod topo;
+mod unusable;

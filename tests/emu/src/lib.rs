@@ -27,6 +27,7 @@
 //! measured through it is the model's, and the libraries say so in their device names and
 //! driver version.
 
+pub mod client;
 pub mod config;
 pub mod cuda;
 pub mod log;

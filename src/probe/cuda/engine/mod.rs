@@ -55,7 +55,7 @@ impl BufferKey {
 /// Why the probe cannot start.
 pub enum StartError {
     Driver(DriverError),
-    /// The GPU numbers it was given do not fit CUDA's devices.
+    /// The GPU numbering it was given (`probe::numbering::VAR`) cannot be read.
     Numbers(String),
 }
 
@@ -91,13 +91,15 @@ impl Probe {
     pub fn start(numbers: Option<&str>) -> Result<(Probe, Event), StartError> {
         driver::init()?;
         let version = driver::driver_version()?;
-        let count = driver::device_count()?;
-        let numbers = numbering::parse(numbers, count as usize).map_err(StartError::Numbers)?;
-        let devices: Vec<(u32, CUdevice)> = numbers
-            .iter()
-            .zip(0..count)
-            .map(|(&number, ordinal)| Ok((number, driver::device(ordinal)?)))
-            .collect::<Result<Vec<_>, DriverError>>()?;
+        let numbering = numbering::parse(numbers).map_err(StartError::Numbers)?;
+        let mut devices: Vec<(u32, CUdevice)> = Vec::new();
+        for ordinal in 0..driver::device_count()? {
+            let device = driver::device(ordinal)?;
+            let bus_id = driver::pci_bus_id(device)?;
+            if let Some(number) = numbering.number(ordinal as u32, &bus_id) {
+                devices.push((number, device));
+            }
+        }
         let infos = devices
             .iter()
             .map(|&(number, device)| gpu::describe(number, device))

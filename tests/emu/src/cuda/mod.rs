@@ -265,9 +265,9 @@ impl Driver {
     }
 }
 
-/// The GPUs CUDA shows, in CUDA's order: the machine's, less those a fault hides from CUDA,
-/// filtered by `CUDA_VISIBLE_DEVICES` and ordered by `CUDA_DEVICE_ORDER` (fastest first unless
-/// `PCI_BUS_ID`).
+/// The GPUs CUDA shows, in CUDA's order: the machine's, less those a fault hides from CUDA and
+/// those in MIG mode (CUDA would show their instances; the emulation has none), filtered by
+/// `CUDA_VISIBLE_DEVICES` and ordered by `CUDA_DEVICE_ORDER` (fastest first unless `PCI_BUS_ID`).
 fn visible_devices(machine: &Machine) -> Result<Vec<Device>, String> {
     let hidden: Vec<u32> = machine
         .spec
@@ -277,6 +277,13 @@ fn visible_devices(machine: &Machine) -> Result<Vec<Device>, String> {
             Fault::GpuLost { gpu } | Fault::OutsideCgroup { gpu } => Some(*gpu),
             _ => None,
         })
+        .chain(
+            machine
+                .gpus
+                .iter()
+                .filter(|g| machine.mig(g.index) == Some(true))
+                .map(|g| g.index),
+        )
         .collect();
     let mut devices: Vec<Device> = machine
         .gpus

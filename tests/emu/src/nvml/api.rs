@@ -19,6 +19,10 @@ const PCI_VENDOR_NVIDIA: u32 = 0x10DE;
 
 fn call(name: &'static str, body: impl FnOnce() -> Result<()>) -> u32 {
     count(name);
+    if let Some(code) = crate::config::refusal(name) {
+        log::fault(name, "refused, as P2PTOP_EMU_REFUSE asks");
+        return code.map_or(codes::FUNCTION_NOT_FOUND, |c| c as u32);
+    }
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => codes::SUCCESS,
         Ok(Err(code)) => code,
@@ -882,10 +886,11 @@ pub unsafe fn device_get_margin_temperature(
             ));
         }
         let limit = thermal_limit_c(nvml, gpu).ok_or(codes::NOT_SUPPORTED)?;
-        let temp = nvml.now().gpus[gpu as usize].thermal.temp_c;
+        // From the whole degrees the temperature call reports, as one sensor reading gives both.
+        let temp = nvml.now().gpus[gpu as usize].thermal.temp_c.round();
         let answer = nvmlMarginTemperature_t {
             version,
-            marginTemperature: (limit - temp).round() as c_int,
+            marginTemperature: (limit - temp) as c_int,
         };
         // SAFETY: as above.
         unsafe { put(NAME, margin, answer) }

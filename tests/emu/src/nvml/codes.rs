@@ -6,6 +6,7 @@ pub const INVALID_ARGUMENT: u32 = 2;
 pub const NOT_SUPPORTED: u32 = 3;
 pub const NO_PERMISSION: u32 = 4;
 pub const INSUFFICIENT_SIZE: u32 = 7;
+pub const FUNCTION_NOT_FOUND: u32 = 13;
 pub const DRIVER_NOT_LOADED: u32 = 9;
 pub const GPU_IS_LOST: u32 = 15;
 pub const ARGUMENT_VERSION_MISMATCH: u32 = 25;
