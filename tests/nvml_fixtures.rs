@@ -66,7 +66,7 @@ fn a_bridged_3090_pair_is_nv4_at_56_25() {
         gpu1.nvlinks[0].remote,
         NvLinkRemote::Gpu("0000:01:00.0".into())
     );
-    assert_eq!(gpu1.nvlinks[0].version.as_deref(), Some("3.0"));
+    assert_eq!(gpu1.nvlinks[0].version.as_deref(), Some("3.1"));
     assert_eq!(gpu1.numa_node, None, "unsupported stays unknown");
     assert_eq!(topo.host.driver_version.as_deref(), Some("550.54.15"));
     assert_eq!(topo.host.cuda_version.as_deref(), Some("12.4"));
