@@ -360,3 +360,44 @@ fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(json["run"]["complete"], false);
 }
+
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_measuring() {
+    let dir = scratch("output-first");
+    let missing = dir.join("no-such-dir").join("report.json");
+    let missing = missing.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &[
+            "--sim",
+            "hgx-h100",
+            "run",
+            "--samples",
+            "2000",
+            "-o",
+            missing,
+        ],
+        &[
+            "--sim",
+            "hgx-h100",
+            "check",
+            "--samples",
+            "2000",
+            "-o",
+            missing,
+        ],
+        &["--sim", "hgx-h100", "topo", "-o", missing],
+    ];
+    for args in cases {
+        let started = Instant::now();
+        let out = p2ptop(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("no directory"), "{args:?}: {err}");
+        assert!(err.contains("no-such-dir"), "{args:?}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{args:?} measured first"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,6 +23,7 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
         ),
         None => None,
     };
+    super::check_output(args.run.output.as_deref())?;
     let plan = if args.quick { Plan::Quick } else { Plan::Full };
     let report = super::measure::measure(machine, &args.run, plan)?;
     let verdict = verdict::judge(&report, &floors, baseline.as_ref());
@@ -32,20 +33,22 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
         if let Some(path) = args.run.output.as_deref() {
             super::output(&text, Some(path))?;
         }
-        println!("{}", quick::one_line(&report, &verdict));
+        super::print(format!("{}\n", quick::one_line(&report, &verdict)))?;
         return Ok(quick::exit_code(&report, &verdict));
     }
     super::output(&text, args.run.output.as_deref())?;
     if let Some(path) = &args.run.output {
         // The verdict reaches the terminal when the report went to a file, in a few lines.
-        eprint!(
-            "{}",
-            summary::stderr(&report, &verdict, summary::Command::Check, path)
-        );
+        super::note(&summary::stderr(
+            &report,
+            &verdict,
+            summary::Command::Check,
+            path,
+        ));
     }
     if !report.run.complete {
-        eprintln!(
-            "p2ptop: interrupted: not every pair was measured, so the machine is not accepted"
+        super::note(
+            "p2ptop: interrupted: not every pair was measured, so the machine is not accepted\n",
         );
         return Ok(super::run::INTERRUPTED);
     }

@@ -13,7 +13,7 @@ use crate::probe::protocol::{Command, Engine, Event, Node, Op, Pair, Settings};
 use crate::report::run::{Report, RunInfo};
 use crate::report::seen::TelemetrySeen;
 use crate::source::Connection;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -261,20 +261,22 @@ impl Progress {
                 None if board.topology.host.emulated() => " (EMULATED drivers)".to_owned(),
                 None => String::new(),
             };
-            eprint!("\r\x1b[Kmeasured {done} of {} pairs{what}", self.total);
-            let _ = std::io::stderr().flush();
+            super::note(&format!(
+                "\r\x1b[Kmeasured {done} of {} pairs{what}",
+                self.total
+            ));
         }
     }
 
     fn note(&self, message: &str) {
         if self.shown {
-            eprintln!("\r\x1b[K{message}");
+            super::note(&format!("\r\x1b[K{message}\n"));
         }
     }
 
     fn finish(&self) {
         if self.shown {
-            eprint!("\r\x1b[K");
+            super::note("\r\x1b[K");
         }
     }
 }

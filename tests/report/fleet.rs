@@ -6,7 +6,7 @@ use p2ptop::report::fleet::{load, summarize};
 use p2ptop::report::format::{Format, render};
 use p2ptop::report::run::Report;
 use p2ptop::report::verdict::{Floors, Level, judge};
-use p2ptop::report::write::write_whole;
+use p2ptop::report::write::write_output;
 use p2ptop::sim;
 use p2ptop::sim::machine::Machine;
 
@@ -49,7 +49,7 @@ fn fleet_files(name: &str) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
         .map(|(i, r)| {
             let path = dir.join(format!("{i}.json"));
             let text = render(Format::Json, r, &judge(r, &Floors::default(), None));
-            write_whole(&path, text.as_bytes()).unwrap();
+            write_output(&path, text.as_bytes()).unwrap();
             path
         })
         .collect();
