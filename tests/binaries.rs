@@ -404,3 +404,74 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_environment_error() {
     assert!(err.contains("full.json: No space left"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+/// A machine file: the HGX H100 preset's host, models, roots and switches with `gpus` H100s on
+/// its NVSwitch.
+fn nvswitch_machine(dir: &std::path::Path, gpus: usize) -> String {
+    let preset = include_str!("../src/sim/presets/hgx-h100.toml");
+    let head = &preset[..preset.find("[[gpus]]").unwrap()];
+    let mut file = head.replacen(
+        "name = \"hgx-h100\"",
+        &format!("name = \"nvswitch-{gpus}\""),
+        1,
+    );
+    for i in 0..gpus {
+        file += &format!("[[gpus]]\nmodel = \"h100\"\nattach = \"sw{}\"\n", i % 4);
+    }
+    file += "[nvlink]\nnvswitch_links = 18\n";
+    let path = dir.join(format!("nvswitch-{gpus}.toml"));
+    std::fs::write(&path, file).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs p2ptop, killing it past `limit`.
+fn within(args: &[&str], limit: std::time::Duration) -> Output {
+    let child = Command::new(P2PTOP)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match wait.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("p2ptop {args:?} took more than {limit:?}");
+        }
+    }
+}
+
+/// What p2ptop draws grows with the cells it draws: the 512-GPU matrices took minutes when
+/// every cell searched the list of all pairs (n⁴ steps); they take about a second now.
+#[test]
+fn a_512_gpu_machine_is_drawn_and_measured_in_seconds() {
+    let dir = scratch("large");
+    let machine = nvswitch_machine(&dir, 512);
+    let limit = std::time::Duration::from_secs(30);
+    let out = within(&["--sim", &machine, "topo"], limit);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("GPU511\tNV18\t"),
+        "the last row of the matrix"
+    );
+    let out = within(
+        &[
+            "--sim",
+            &machine,
+            "--devices",
+            "0,1",
+            "run",
+            "--samples",
+            "2",
+        ],
+        limit,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod format;
 pub mod input;
 pub mod nvbandwidth;
+pub mod pairs;
 pub mod run;
 pub mod seen;
 pub mod topo;
