@@ -401,3 +401,112 @@ fn an_output_that_cannot_be_written_is_refused_before_measuring() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+/// A JSON report of `machine` (with `extra` arguments before `check`), written to `dir`.
+fn json_report(dir: &Path, name: &str, machine: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    let mut args = vec!["--sim", machine];
+    args.extend(extra);
+    args.extend(["check", "--samples", "2", "--format", "json", "-o"]);
+    args.push(path.to_str().unwrap());
+    let out = p2ptop(&args);
+    assert!(
+        out.status.code() == Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    path
+}
+
+/// The report at `path` with `change` made to its JSON, written beside it as `name`.
+fn edited(path: &Path, name: &str, change: impl Fn(&mut serde_json::Value)) -> String {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    change(&mut json);
+    let edited = path.with_file_name(name);
+    std::fs::write(&edited, json.to_string()).unwrap();
+    edited.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_baseline_of_another_shape_or_with_figures_that_cannot_be_is_refused_before_measuring() {
+    let dir = scratch("baseline-refused");
+    let bridge = json_report(&dir, "bridge", "3090-bridge", &[]);
+    let h100 = json_report(&dir, "h100", "hgx-h100", &["--devices", "0,1"]);
+    let out_file = dir.join("never.json");
+    let refused = |machine: &str, baseline: &str, says: &[&str]| {
+        let started = Instant::now();
+        let out = p2ptop(&[
+            "--sim",
+            machine,
+            "check",
+            "--samples",
+            "2000",
+            "--baseline",
+            baseline,
+            "-o",
+            out_file.to_str().unwrap(),
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{machine} against {baseline}: {err}"
+        );
+        for needle in says {
+            assert!(err.contains(needle), "{machine} against {baseline}: {err}");
+        }
+        assert!(!out_file.exists());
+        // 2000 samples of every pair would take many seconds: nothing was measured.
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    };
+    let bridge = bridge.to_str().unwrap();
+    let h100 = h100.to_str().unwrap();
+    refused(
+        "hgx-h100",
+        bridge,
+        &[
+            "another shape",
+            "2x NVIDIA GeForce RTX 3090 there, 8x NVIDIA H100 80GB HBM3 here",
+        ],
+    );
+    refused("3090-bridge", h100, &["another shape", "8x NVIDIA H100"]);
+    refused(
+        "3090-pcie",
+        bridge,
+        &["GPU0 and GPU1 are joined by NV4 there"],
+    );
+    for (name, gbps, says) in [
+        ("zero.json", serde_json::json!(0.0), "is 0 GB/s"),
+        ("negative.json", serde_json::json!(-5.0), "is -5 GB/s"),
+        ("absurd.json", serde_json::json!(1e9), "above the"),
+    ] {
+        let bad = edited(Path::new(bridge), name, |json| {
+            json["cells"][3]["gbps"] = gbps.clone();
+        });
+        refused(
+            "3090-bridge",
+            &bad,
+            &[says, "above 0 and within its path's line rate"],
+        );
+    }
+    // A baseline of part of the machine: the cells it lacks are judged by the floors, and the
+    // check says so.
+    let out = p2ptop(&[
+        "--sim",
+        "hgx-h100",
+        "--devices",
+        "0,1,2",
+        "check",
+        "--samples",
+        "2",
+        "--baseline",
+        h100,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("--baseline {h100} has no figure for ")),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -39,8 +39,14 @@ pub enum Plan {
 }
 
 /// Measures the selected GPUs (and the host) as `plan` says and returns the report; `complete`
-/// is false in it when the user interrupted.
-pub fn measure(machine: &MachineArgs, args: &RunArgs, plan_kind: Plan) -> Result<Report, Failure> {
+/// is false in it when the user interrupted. `accept` sees the machine before anything is
+/// measured and may refuse it (a baseline of another machine).
+pub fn measure(
+    machine: &MachineArgs,
+    args: &RunArgs,
+    plan_kind: Plan,
+    accept: &dyn Fn(&Topology) -> Result<(), Failure>,
+) -> Result<Report, Failure> {
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone())
@@ -61,6 +67,7 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs, plan_kind: Plan) -> Result
         .check()
         .map_err(|m| Failure::new(exit::USAGE, format!("--buffer-mib or --samples: {m}")))?;
     check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
+    accept(&conn.topology)?;
     let (engines, work) = match plan_kind {
         Plan::Full => (args.engine.engines(), plan(&nodes)),
         // Only SM kernels need peer access (copy engines stage through the host without it),

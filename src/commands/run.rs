@@ -12,7 +12,7 @@ pub const INTERRUPTED: u8 = 130;
 
 pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
     let result = super::check_output(args.output.as_deref())
-        .and_then(|()| super::measure::measure(machine, args, Plan::Full))
+        .and_then(|()| super::measure::measure(machine, args, Plan::Full, &|_| Ok(())))
         .and_then(|report| {
             let verdict = verdict::judge(&report, &Floors::default(), None);
             let text = format::render_report(args.format, &report, &verdict);

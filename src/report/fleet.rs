@@ -9,8 +9,8 @@
 
 use super::input::{InputError, read_report};
 use super::run::{CellReport, Report};
+use super::shape::Shape;
 use super::verdict::{Floors, Level, judge};
-use crate::model::capacity;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write};
 use std::path::Path;
@@ -100,7 +100,7 @@ fn row(report: &Report, floors: &Floors) -> NodeRow {
         .min_by(|a, b| a.1.total_cmp(&b.1));
     NodeRow {
         node: report.hostname().to_owned(),
-        shape: shape(report),
+        shape: Shape::of(&report.machine.topology).to_string(),
         verdict: verdict.overall,
         worst_cell: worst.map(|(c, _)| CellReport::label(c)),
         worst_efficiency: worst.map(|(_, e)| e),
@@ -108,35 +108,6 @@ fn row(report: &Report, floors: &Floors) -> NodeRow {
         shape_median_efficiency: None,
         outlier: false,
     }
-}
-
-/// GPU models and count, and the link matrix as built: nodes are comparable only when these
-/// agree. A node with an NVLink down keeps its shape, so it is compared with its peers (and
-/// flagged) rather than put in a shape of its own.
-fn shape(report: &Report) -> String {
-    let topology = &report.machine.topology;
-    let gpus = &topology.gpus;
-    let mut models: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
-    models.dedup();
-    let links: Vec<String> = gpus
-        .iter()
-        .map(|row| {
-            let built: Vec<String> = gpus
-                .iter()
-                .map(|col| {
-                    capacity::built_link(topology, row.index, col.index)
-                        .map_or_else(|| "?".to_owned(), |l| l.to_string())
-                })
-                .collect();
-            built.join(" ")
-        })
-        .collect();
-    format!(
-        "{}x {} [{}]",
-        gpus.len(),
-        models.join("+"),
-        links.join(" / ")
-    )
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {

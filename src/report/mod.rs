@@ -5,6 +5,7 @@
 //! Everything after a run reads a finished [`run::Report`] (built once from the board), so a
 //! report read back from a file is judged and rendered exactly like a fresh one.
 
+pub mod baseline;
 pub mod cause;
 pub mod diagnosis;
 pub mod fleet;
@@ -14,6 +15,7 @@ pub mod nvbandwidth;
 pub mod pairs;
 pub mod run;
 pub mod seen;
+pub mod shape;
 pub mod topo;
 pub mod training;
 pub mod verdict;
