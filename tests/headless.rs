@@ -510,3 +510,97 @@ fn a_baseline_of_another_shape_or_with_figures_that_cannot_be_is_refused_before_
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+#[test]
+fn csv_and_fleet_say_simulated_and_incomplete_in_every_format() {
+    let dir = scratch("marks");
+    let csv = p2ptop(&[
+        "--sim",
+        "3090-bridge",
+        "run",
+        "--samples",
+        "2",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(csv.status.code(), Some(0));
+    let csv = text(&csv.stdout);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",origin,complete"), "{csv}");
+    assert!(
+        lines.all(|l| l.ends_with(",SIMULATED: 3090-bridge,true")),
+        "every row says where it comes from:\n{csv}"
+    );
+    let a = json_report(&dir, "a", "3090-bridge", &[]);
+    let b = json_report(&dir, "b", "3090-bridge", &["--seed", "2"]);
+    let interrupted = edited(&b, "interrupted.json", |json| {
+        json["run"]["complete"] = false.into();
+        json["machine"]["host"]["hostname"] = "cut-short".into();
+    });
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let same_again = dir.join("a-again.json");
+    std::fs::copy(a, &same_again).unwrap();
+    let same_again = same_again.to_str().unwrap();
+    for format in ["table", "json", "csv", "markdown"] {
+        let out = p2ptop(&[
+            "fleet",
+            "--format",
+            format,
+            a,
+            b,
+            &interrupted,
+            a,
+            same_again,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let summary = text(&out.stdout);
+        let err = text(&out.stderr);
+        // a given twice and its copy count once; b and the interrupted one are rows of their own.
+        for again in [a, same_again] {
+            assert!(
+                err.contains(&format!("{again} is the same report as {a}: counted once")),
+                "{format}: {err}"
+            );
+        }
+        match format {
+            "json" => {
+                let json: serde_json::Value = serde_json::from_str(&summary).unwrap();
+                assert_eq!(json["simulated"], true);
+                let nodes = json["nodes"].as_array().unwrap();
+                assert_eq!(nodes.len(), 3, "{summary}");
+                assert!(nodes.iter().all(|n| n["simulated"] == "3090-bridge"));
+                assert_eq!(nodes[2]["complete"], false);
+                assert_eq!(json["duplicates"].as_array().unwrap().len(), 2);
+            }
+            "csv" => {
+                let rows: Vec<&str> = summary.lines().skip(1).collect();
+                assert_eq!(rows.len(), 3, "{summary}");
+                assert!(
+                    rows[..2]
+                        .iter()
+                        .all(|r| r.ends_with(",SIMULATED: 3090-bridge,true"))
+                );
+                assert!(
+                    rows[2].ends_with(",SIMULATED: 3090-bridge,false"),
+                    "{summary}"
+                );
+            }
+            _ => {
+                let rows: Vec<&str> = summary
+                    .lines()
+                    .filter(|l| l.contains("sim-3090-bridge") || l.contains("cut-short"))
+                    .collect();
+                assert_eq!(rows.len(), 3, "{format}: {summary}");
+                assert!(rows.iter().all(|r| r.contains("SIMULATED: 3090-bridge")));
+                let cut = rows.iter().find(|r| r.contains("cut-short")).unwrap();
+                assert!(cut.contains("INCOMPLETE"), "{format}: {summary}");
+            }
+        }
+        if format == "markdown" {
+            assert!(
+                summary.starts_with("> **SIMULATED** — 3 of 3 report(s)"),
+                "{summary}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

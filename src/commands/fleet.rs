@@ -12,8 +12,11 @@ pub fn run(args: &FleetArgs) -> u8 {
             fleet::load(&args.files)
                 .map_err(|e| Failure::new(exit::USAGE, format!("cannot use every report:\n{e}")))
         })
-        .and_then(|reports| {
-            let summary = fleet::summarize(&reports, &Floors::default());
+        .and_then(|inputs| {
+            let summary = fleet::summarize(&inputs, &Floors::default());
+            for d in &summary.duplicates {
+                super::note(&format!("p2ptop: {d}: counted once\n"));
+            }
             super::output(&summary.render(args.format), args.output.as_deref())
         });
     match result {

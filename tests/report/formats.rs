@@ -226,3 +226,19 @@ fn a_malformed_or_missing_baseline_names_the_file_and_the_spot() {
     assert_eq!(missing.exit_code(), exit::USAGE);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn every_csv_row_says_where_its_figure_comes_from_and_whether_the_run_was_complete() {
+    let mut report = pcie_3090();
+    let csv = rendered(&report, Format::Csv);
+    assert!(csv.lines().next().unwrap().ends_with(",origin,complete"));
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.ends_with(",SIMULATED: 3090-pcie,true")),
+        "{csv}"
+    );
+    report.run.complete = false;
+    let csv = rendered(&report, Format::Csv);
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",false")), "{csv}");
+}
