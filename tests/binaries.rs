@@ -475,3 +475,11 @@ fn a_512_gpu_machine_is_drawn_and_measured_in_seconds() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_probe_names_itself_in_its_version() {
+    let out = with_stub_driver(PROBE, &["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(version.starts_with("p2ptop-probe "), "{version}");
+}

@@ -266,7 +266,7 @@ fn bad_input_is_a_usage_error_and_writes_nothing() {
     let dir = scratch("input");
     let out_file = dir.join("report.json");
     let o = out_file.to_str().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--sim", "4090x4", "--devices", "0,7", "check", "-o", o],
             "no GPU7",
@@ -278,6 +278,10 @@ fn bad_input_is_a_usage_error_and_writes_nothing() {
         (
             &["--sim", "4090x4", "run", "--samples", "0", "-o", o],
             "samples",
+        ),
+        (
+            &["--sim", "4090x4", "run", "--samples", "10001", "-o", o],
+            "1..=10000",
         ),
         (
             &["--sim", "4090x4", "check", "--floor", "nvlink=0.5", "-o", o],
@@ -331,7 +335,7 @@ fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
             "hgx-h100",
             "run",
             "--samples",
-            "20000",
+            "10000",
             "--format",
             "json",
             "-o",
