@@ -244,6 +244,13 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+fn is_symlink(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_symlink()
+}
+
 #[test]
 fn o_writes_through_a_symlink_keeping_the_targets_mode_and_other_names() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -257,12 +264,7 @@ fn o_writes_through_a_symlink_keeping_the_targets_mode_and_other_names() {
     std::os::unix::fs::symlink("topo.txt", &link).unwrap();
     let out = p2ptop(&["--sim", "3090-bridge", "topo", "-o", link.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(
-        std::fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(is_symlink(&link));
     let written = std::fs::read_to_string(&other_name).unwrap();
     assert!(written.starts_with("SIMULATED: 3090-bridge"), "{written}");
     let meta = std::fs::metadata(&target).unwrap();
@@ -318,10 +320,7 @@ fn o_onto_a_fifo_a_device_or_standard_output_writes_straight_and_replaces_nothin
         let out = p2ptop(&["--sim", "3090-bridge", "topo", "-o", link.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         assert!(
-            std::fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink(),
+            is_symlink(&link),
             "-o {device} replaced the link with a file"
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -340,7 +339,8 @@ fn o_onto_a_fifo_a_device_or_standard_output_writes_straight_and_replaces_nothin
 fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_environment_error() {
     let dir = scratch("stdout");
     let report = dir.join("report.json");
-    let out = p2ptop(&[
+    let report = report.to_str().unwrap();
+    let run = [
         "--sim",
         "3090-bridge",
         "run",
@@ -348,25 +348,16 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_environment_error() {
         "2",
         "--format",
         "json",
-        "-o",
-        report.to_str().unwrap(),
-    ]);
+    ];
+    let out = p2ptop(&[&run[..], &["-o", report]].concat());
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let quick = ["--sim", "3090-bridge", "check", "--quick", "--samples", "2"];
     let commands: [&[&str]; 6] = [
         &["--sim", "list"],
         &["--sim", "3090-bridge", "topo"],
-        &[
-            "--sim",
-            "3090-bridge",
-            "run",
-            "--samples",
-            "2",
-            "--format",
-            "json",
-        ],
+        &run,
         &quick,
-        &["fleet", report.to_str().unwrap()],
+        &["fleet", report],
         &["completions", "bash"],
     ];
     for args in commands {

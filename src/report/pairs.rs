@@ -1,19 +1,30 @@
 //! The topology's pairs by GPU indices, for drawing matrices: `Topology::pair` searches the whole
-//! list of n² pairs, so a matrix drawn through it takes n⁴ steps (minutes for 256 GPUs); one
-//! table built per matrix takes n².
+//! list of n² pairs, so a matrix drawn through it takes n⁴ steps (minutes for 256 GPUs); tables
+//! built once per matrix take n².
 
-use crate::model::topology::{LinkType, P2pCaps, PairLink, Topology};
+use crate::model::topology::{LinkType, P2pCaps, Topology};
 use std::collections::HashMap;
 
-pub struct Pairs<'a>(HashMap<(u32, u32), &'a PairLink>);
+/// Each ordered pair of different GPUs: how they are joined, and the first's access to the
+/// second's memory.
+pub struct Pairs {
+    links: HashMap<(u32, u32), LinkType>,
+    access: HashMap<(u32, u32), P2pCaps>,
+}
 
-impl<'a> Pairs<'a> {
-    pub fn of(topology: &'a Topology) -> Pairs<'a> {
-        Pairs(topology.pairs.iter().map(|p| ((p.a, p.b), p)).collect())
-    }
-
-    fn pair(&self, a: u32, b: u32) -> Option<&'a PairLink> {
-        self.0.get(&(a.min(b), a.max(b))).copied()
+impl Pairs {
+    pub fn of(topology: &Topology) -> Pairs {
+        let mut pairs = Pairs {
+            links: HashMap::with_capacity(2 * topology.pairs.len()),
+            access: HashMap::with_capacity(2 * topology.pairs.len()),
+        };
+        for p in &topology.pairs {
+            for ((src, dst), caps) in [((p.a, p.b), p.p2p), ((p.b, p.a), p.p2p_back)] {
+                pairs.links.insert((src, dst), p.link);
+                pairs.access.insert((src, dst), caps);
+            }
+        }
+        pairs
     }
 
     /// How two GPUs of the topology are joined; `X` for a GPU with itself.
@@ -21,17 +32,12 @@ impl<'a> Pairs<'a> {
         if a == b {
             return Some(LinkType::SelfLink);
         }
-        self.pair(a, b).map(|p| p.link)
+        self.links.get(&(a, b)).copied()
     }
 
     /// `src`'s access to `dst`'s memory.
     pub fn p2p(&self, src: u32, dst: u32) -> Option<P2pCaps> {
-        let pair = self.pair(src, dst)?;
-        Some(if src == pair.a {
-            pair.p2p
-        } else {
-            pair.p2p_back
-        })
+        self.access.get(&(src, dst)).copied()
     }
 }
 
@@ -40,7 +46,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_answers_as_the_topology_does() {
+    fn the_tables_answer_as_the_topology_does() {
         let machine = crate::sim::load("pcie-dual-socket").unwrap();
         let topology = machine.topology();
         let pairs = Pairs::of(&topology);
