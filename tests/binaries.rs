@@ -352,7 +352,8 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_environment_error() {
     let out = p2ptop(&[&run[..], &["-o", report]].concat());
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let quick = ["--sim", "3090-bridge", "check", "--quick", "--samples", "2"];
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 7] = [
+        &["--help"],
         &["--sim", "list"],
         &["--sim", "3090-bridge", "topo"],
         &run,

@@ -118,11 +118,28 @@ fn check_output(path: Option<&std::path::Path>) -> Result<(), Failure> {
 pub fn print(text: impl AsRef<[u8]>) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-            exit::ENVIRONMENT,
-            format!("cannot write to standard output: {e}"),
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(stdout_failed(&e)),
         _ => Ok(()),
+    }
+}
+
+fn stdout_failed(e: &std::io::Error) -> Failure {
+    Failure::new(
+        exit::ENVIRONMENT,
+        format!("cannot write to standard output: {e}"),
+    )
+}
+
+/// Prints clap's answer to a command line it does not run: help or the version on standard
+/// output (exit 0), a usage error on standard error (exit 2). Help that cannot be written fails
+/// as any output does.
+pub fn not_run(answer: &clap::Error) -> u8 {
+    match answer.print() {
+        Err(e) if !answer.use_stderr() && e.kind() != std::io::ErrorKind::BrokenPipe => {
+            stdout_failed(&e).report()
+        }
+        // clap's codes are 0 and 2.
+        _ => u8::try_from(answer.exit_code()).unwrap_or(exit::USAGE),
     }
 }
 
