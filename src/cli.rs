@@ -89,6 +89,9 @@ pub enum Action {
     Man(ManArgs),
 }
 
+/// The most `--samples` a measurement takes.
+pub const MAX_SAMPLES: i64 = 10_000;
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Who moves the bytes: p2ptop's SM kernels, the copy engines, or both.
@@ -97,8 +100,14 @@ pub struct RunArgs {
     /// Size of each source and destination buffer.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub buffer_mib: u64,
-    /// Timed samples per measurement (the median is reported).
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    /// Timed samples per measurement (the median is reported), at most 10000: each lasts at
+    /// least 10 ms, so a pair's measurements would already take minutes.
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=MAX_SAMPLES),
+        value_name = "N"
+    )]
     pub samples: u32,
     /// How to write the report (`prometheus`: the text format of node_exporter's textfile
     /// collector).

@@ -6,10 +6,13 @@ use p2ptop::exit;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(answer) => return exit::code(p2ptop::commands::not_run(&answer)),
+    };
     if cli.machine.sim.as_deref() == Some("list") {
-        print!("{}", p2ptop::sim::list());
-        return exit::code(exit::OK);
+        let printed = p2ptop::commands::print(p2ptop::sim::list());
+        return exit::code(printed.map_or_else(p2ptop::commands::Failure::report, |()| exit::OK));
     }
     let code = match cli.command {
         Some(Action::Topo(args)) => p2ptop::commands::topo::run(&cli.machine, &args),

@@ -235,3 +235,243 @@ fn topo_writes_a_file_whole_and_says_which_file_it_could_not_write() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2ptop-binaries-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn is_symlink(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_symlink()
+}
+
+#[test]
+fn o_writes_through_a_symlink_keeping_the_targets_mode_and_other_names() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = scratch("symlink");
+    let target = dir.join("topo.txt");
+    std::fs::write(&target, "old").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let other_name = dir.join("also-topo.txt");
+    std::fs::hard_link(&target, &other_name).unwrap();
+    let link = dir.join("link.txt");
+    std::os::unix::fs::symlink("topo.txt", &link).unwrap();
+    let out = p2ptop(&["--sim", "3090-bridge", "topo", "-o", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(is_symlink(&link));
+    let written = std::fs::read_to_string(&other_name).unwrap();
+    assert!(written.starts_with("SIMULATED: 3090-bridge"), "{written}");
+    let meta = std::fs::metadata(&target).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o640);
+    assert_eq!(meta.nlink(), 2);
+    // A file with one name is still replaced whole, and keeps its mode.
+    std::fs::remove_file(&other_name).unwrap();
+    let out = p2ptop(&["--sim", "3090-pcie", "topo", "-o", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .starts_with("SIMULATED: 3090-pcie")
+    );
+    assert_eq!(std::fs::metadata(&target).unwrap().mode() & 0o777, 0o640);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `-o` onto a FIFO, a device and this process's own standard output, each reached through a
+/// link in a scratch directory (so a regression replaces the link, never the system's
+/// /dev/null or /dev/stdout).
+#[test]
+fn o_onto_a_fifo_a_device_or_standard_output_writes_straight_and_replaces_nothing() {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let dir = scratch("straight");
+    let fifo = dir.join("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // Opened for reading first and without blocking, so p2ptop's open finds a reader, and a
+    // p2ptop that replaced the FIFO leaves this test reading nothing rather than hanging.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let out = p2ptop(&["--sim", "3090-bridge", "topo", "-o", fifo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut through = String::new();
+    reader.read_to_string(&mut through).unwrap();
+    assert!(through.starts_with("SIMULATED: 3090-bridge"), "{through:?}");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    for (name, device) in [("null", "/dev/null"), ("stdout", "/dev/stdout")] {
+        let link = dir.join(name);
+        std::os::unix::fs::symlink(device, &link).unwrap();
+        let out = p2ptop(&["--sim", "3090-bridge", "topo", "-o", link.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(
+            is_symlink(&link),
+            "-o {device} replaced the link with a file"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match name {
+            "stdout" => assert!(stdout.starts_with("SIMULATED: 3090-bridge"), "{stdout}"),
+            _ => assert!(stdout.is_empty(), "{stdout}"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every command that prints, with a reader that has gone (`| head -c 10`) and with a full disk
+/// (`> /dev/full`): the first ends quietly with the command's own exit code, the second says
+/// what happened and exits 3; neither panics.
+#[test]
+fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_environment_error() {
+    let dir = scratch("stdout");
+    let report = dir.join("report.json");
+    let report = report.to_str().unwrap();
+    let run = [
+        "--sim",
+        "3090-bridge",
+        "run",
+        "--samples",
+        "2",
+        "--format",
+        "json",
+    ];
+    let out = p2ptop(&[&run[..], &["-o", report]].concat());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let quick = ["--sim", "3090-bridge", "check", "--quick", "--samples", "2"];
+    let commands: [&[&str]; 7] = [
+        &["--help"],
+        &["--sim", "list"],
+        &["--sim", "3090-bridge", "topo"],
+        &run,
+        &quick,
+        &["fleet", report],
+        &["completions", "bash"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let closed = Command::new(P2PTOP)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(closed.status.code(), Some(0), "{args:?}: {closed:?}");
+        assert!(closed.stderr.is_empty(), "{args:?}: {closed:?}");
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(P2PTOP)
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.starts_with("p2ptop: cannot write to standard output: No space left"),
+            "{args:?}: {err}"
+        );
+    }
+    // -o onto a full disk (a link to /dev/full): the same exit code, naming the file.
+    let full = dir.join("full.json");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let out = p2ptop(&["--sim", "3090-bridge", "topo", "-o", full.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("full.json: No space left"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+/// A machine file: the HGX H100 preset's host, models, roots and switches with `gpus` H100s on
+/// its NVSwitch.
+fn nvswitch_machine(dir: &std::path::Path, gpus: usize) -> String {
+    let preset = include_str!("../src/sim/presets/hgx-h100.toml");
+    let head = &preset[..preset.find("[[gpus]]").unwrap()];
+    let mut file = head.replacen(
+        "name = \"hgx-h100\"",
+        &format!("name = \"nvswitch-{gpus}\""),
+        1,
+    );
+    for i in 0..gpus {
+        file += &format!("[[gpus]]\nmodel = \"h100\"\nattach = \"sw{}\"\n", i % 4);
+    }
+    file += "[nvlink]\nnvswitch_links = 18\n";
+    let path = dir.join(format!("nvswitch-{gpus}.toml"));
+    std::fs::write(&path, file).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs p2ptop, killing it past `limit`.
+fn within(args: &[&str], limit: std::time::Duration) -> Output {
+    let child = Command::new(P2PTOP)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match wait.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("p2ptop {args:?} took more than {limit:?}");
+        }
+    }
+}
+
+/// What p2ptop draws grows with the cells it draws: the 512-GPU matrices took minutes when
+/// every cell searched the list of all pairs (n⁴ steps); they take about a second now.
+#[test]
+fn a_512_gpu_machine_is_drawn_and_measured_in_seconds() {
+    let dir = scratch("large");
+    let machine = nvswitch_machine(&dir, 512);
+    let limit = std::time::Duration::from_secs(30);
+    let out = within(&["--sim", &machine, "topo"], limit);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("GPU511\tNV18\t"),
+        "the last row of the matrix"
+    );
+    let out = within(
+        &[
+            "--sim",
+            &machine,
+            "--devices",
+            "0,1",
+            "run",
+            "--samples",
+            "2",
+        ],
+        limit,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_probe_names_itself_in_its_version() {
+    let out = with_stub_driver(PROBE, &["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(version.starts_with("p2ptop-probe "), "{version}");
+}

@@ -266,7 +266,7 @@ fn bad_input_is_a_usage_error_and_writes_nothing() {
     let dir = scratch("input");
     let out_file = dir.join("report.json");
     let o = out_file.to_str().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--sim", "4090x4", "--devices", "0,7", "check", "-o", o],
             "no GPU7",
@@ -278,6 +278,10 @@ fn bad_input_is_a_usage_error_and_writes_nothing() {
         (
             &["--sim", "4090x4", "run", "--samples", "0", "-o", o],
             "samples",
+        ),
+        (
+            &["--sim", "4090x4", "run", "--samples", "10001", "-o", o],
+            "1..=10000",
         ),
         (
             &["--sim", "4090x4", "check", "--floor", "nvlink=0.5", "-o", o],
@@ -331,7 +335,7 @@ fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
             "hgx-h100",
             "run",
             "--samples",
-            "20000",
+            "10000",
             "--format",
             "json",
             "-o",
@@ -359,4 +363,248 @@ fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(json["run"]["complete"], false);
+}
+
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_measuring() {
+    let dir = scratch("output-first");
+    let missing = dir.join("no-such-dir").join("report.json");
+    let missing = missing.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &[
+            "--sim",
+            "hgx-h100",
+            "run",
+            "--samples",
+            "2000",
+            "-o",
+            missing,
+        ],
+        &[
+            "--sim",
+            "hgx-h100",
+            "check",
+            "--samples",
+            "2000",
+            "-o",
+            missing,
+        ],
+        &["--sim", "hgx-h100", "topo", "-o", missing],
+    ];
+    for args in cases {
+        let started = Instant::now();
+        let out = p2ptop(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("no directory"), "{args:?}: {err}");
+        assert!(err.contains("no-such-dir"), "{args:?}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{args:?} measured first"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+/// A JSON report of `machine` (with `extra` arguments before `check`), written to `dir`.
+fn json_report(dir: &Path, name: &str, machine: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    let mut args = vec!["--sim", machine];
+    args.extend(extra);
+    args.extend(["check", "--samples", "2", "--format", "json", "-o"]);
+    args.push(path.to_str().unwrap());
+    let out = p2ptop(&args);
+    assert!(
+        out.status.code() == Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    path
+}
+
+/// The report at `path` with `change` made to its JSON, written beside it as `name`.
+fn edited(path: &Path, name: &str, change: impl Fn(&mut serde_json::Value)) -> String {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    change(&mut json);
+    let edited = path.with_file_name(name);
+    std::fs::write(&edited, json.to_string()).unwrap();
+    edited.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_baseline_of_another_shape_or_with_figures_that_cannot_be_is_refused_before_measuring() {
+    let dir = scratch("baseline-refused");
+    let bridge = json_report(&dir, "bridge", "3090-bridge", &[]);
+    let h100 = json_report(&dir, "h100", "hgx-h100", &["--devices", "0,1"]);
+    let out_file = dir.join("never.json");
+    let refused = |machine: &str, baseline: &str, says: &[&str]| {
+        let started = Instant::now();
+        let out = p2ptop(&[
+            "--sim",
+            machine,
+            "check",
+            "--samples",
+            "2000",
+            "--baseline",
+            baseline,
+            "-o",
+            out_file.to_str().unwrap(),
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{machine} against {baseline}: {err}"
+        );
+        for needle in says {
+            assert!(err.contains(needle), "{machine} against {baseline}: {err}");
+        }
+        assert!(!out_file.exists());
+        // 2000 samples of every pair would take many seconds: nothing was measured.
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    };
+    let bridge = bridge.to_str().unwrap();
+    let h100 = h100.to_str().unwrap();
+    refused(
+        "hgx-h100",
+        bridge,
+        &[
+            "another shape",
+            "2x NVIDIA GeForce RTX 3090 there, 8x NVIDIA H100 80GB HBM3 here",
+        ],
+    );
+    refused("3090-bridge", h100, &["another shape", "8x NVIDIA H100"]);
+    refused(
+        "3090-pcie",
+        bridge,
+        &["GPU0 and GPU1 are joined by NV4 there"],
+    );
+    for (name, gbps, says) in [
+        ("zero.json", serde_json::json!(0.0), "is 0 GB/s"),
+        ("negative.json", serde_json::json!(-5.0), "is -5 GB/s"),
+        ("absurd.json", serde_json::json!(1e9), "above the"),
+    ] {
+        let bad = edited(Path::new(bridge), name, |json| {
+            json["cells"][3]["gbps"] = gbps.clone();
+        });
+        refused(
+            "3090-bridge",
+            &bad,
+            &[says, "above 0 and within its path's line rate"],
+        );
+    }
+    // A baseline of part of the machine: the cells it lacks are judged by the floors, and the
+    // check says so.
+    let out = p2ptop(&[
+        "--sim",
+        "hgx-h100",
+        "--devices",
+        "0,1,2",
+        "check",
+        "--samples",
+        "2",
+        "--baseline",
+        h100,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("--baseline {h100} has no figure for ")),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+#[test]
+fn csv_and_fleet_say_simulated_and_incomplete_in_every_format() {
+    let dir = scratch("marks");
+    let csv = p2ptop(&[
+        "--sim",
+        "3090-bridge",
+        "run",
+        "--samples",
+        "2",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(csv.status.code(), Some(0));
+    let csv = text(&csv.stdout);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",origin,complete"), "{csv}");
+    assert!(
+        lines.all(|l| l.ends_with(",SIMULATED: 3090-bridge,true")),
+        "every row says where it comes from:\n{csv}"
+    );
+    let a = json_report(&dir, "a", "3090-bridge", &[]);
+    let b = json_report(&dir, "b", "3090-bridge", &["--seed", "2"]);
+    let interrupted = edited(&b, "interrupted.json", |json| {
+        json["run"]["complete"] = false.into();
+        json["machine"]["host"]["hostname"] = "cut-short".into();
+    });
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let same_again = dir.join("a-again.json");
+    std::fs::copy(a, &same_again).unwrap();
+    let same_again = same_again.to_str().unwrap();
+    for format in ["table", "json", "csv", "markdown"] {
+        let out = p2ptop(&[
+            "fleet",
+            "--format",
+            format,
+            a,
+            b,
+            &interrupted,
+            a,
+            same_again,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let summary = text(&out.stdout);
+        let err = text(&out.stderr);
+        // a given twice and its copy count once; b and the interrupted one are rows of their own.
+        for again in [a, same_again] {
+            assert!(
+                err.contains(&format!("{again} is the same report as {a}: counted once")),
+                "{format}: {err}"
+            );
+        }
+        match format {
+            "json" => {
+                let json: serde_json::Value = serde_json::from_str(&summary).unwrap();
+                assert_eq!(json["simulated"], true);
+                let nodes = json["nodes"].as_array().unwrap();
+                assert_eq!(nodes.len(), 3, "{summary}");
+                assert!(nodes.iter().all(|n| n["simulated"] == "3090-bridge"));
+                assert_eq!(nodes[2]["complete"], false);
+                assert_eq!(json["duplicates"].as_array().unwrap().len(), 2);
+            }
+            "csv" => {
+                let rows: Vec<&str> = summary.lines().skip(1).collect();
+                assert_eq!(rows.len(), 3, "{summary}");
+                assert!(
+                    rows[..2]
+                        .iter()
+                        .all(|r| r.ends_with(",SIMULATED: 3090-bridge,true"))
+                );
+                assert!(
+                    rows[2].ends_with(",SIMULATED: 3090-bridge,false"),
+                    "{summary}"
+                );
+            }
+            _ => {
+                let rows: Vec<&str> = summary
+                    .lines()
+                    .filter(|l| l.contains("sim-3090-bridge") || l.contains("cut-short"))
+                    .collect();
+                assert_eq!(rows.len(), 3, "{format}: {summary}");
+                assert!(rows.iter().all(|r| r.contains("SIMULATED: 3090-bridge")));
+                let cut = rows.iter().find(|r| r.contains("cut-short")).unwrap();
+                assert!(cut.contains("INCOMPLETE"), "{format}: {summary}");
+            }
+        }
+        if format == "markdown" {
+            assert!(
+                summary.starts_with("> **SIMULATED** — 3 of 3 report(s)"),
+                "{summary}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

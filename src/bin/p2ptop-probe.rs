@@ -56,7 +56,7 @@ EXIT CODES
   faulted work; see the fatal event)"#;
 
 #[derive(Parser)]
-#[command(version, about = ABOUT, after_help = PROTOCOL_HELP)]
+#[command(name = "p2ptop-probe", version, about = ABOUT, after_help = PROTOCOL_HELP)]
 struct Args {}
 
 /// Streams a GPU gives the probe their own hardware queue: as many as the probe makes lanes

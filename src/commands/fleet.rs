@@ -7,10 +7,16 @@ use crate::report::fleet;
 use crate::report::verdict::Floors;
 
 pub fn run(args: &FleetArgs) -> u8 {
-    let result = fleet::load(&args.files)
-        .map_err(|e| Failure::new(exit::USAGE, format!("cannot use every report:\n{e}")))
-        .and_then(|reports| {
-            let summary = fleet::summarize(&reports, &Floors::default());
+    let result = super::check_output(args.output.as_deref())
+        .and_then(|()| {
+            fleet::load(&args.files)
+                .map_err(|e| Failure::new(exit::USAGE, format!("cannot use every report:\n{e}")))
+        })
+        .and_then(|inputs| {
+            let summary = fleet::summarize(&inputs, &Floors::default());
+            for d in &summary.duplicates {
+                super::note(&format!("p2ptop: {d}: counted once\n"));
+            }
             super::output(&summary.render(args.format), args.output.as_deref())
         });
     match result {

@@ -5,7 +5,6 @@ use super::Failure;
 use crate::cli::{Cli, Shell};
 use crate::exit;
 use clap::CommandFactory;
-use std::io::Write;
 use std::path::Path;
 
 /// Prints the completion script for `shell`.
@@ -40,14 +39,5 @@ pub fn man(dir: Option<&Path>) -> u8 {
 }
 
 fn print_bytes(bytes: &[u8]) -> u8 {
-    match std::io::stdout().lock().write_all(bytes) {
-        Ok(()) => exit::OK,
-        // A closed pipe (`p2ptop man | head`) is the reader's choice, not a failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => Failure::new(
-            exit::INTERNAL,
-            format!("cannot write to standard output: {e}"),
-        )
-        .report(),
-    }
+    super::print(bytes).map_or_else(Failure::report, |()| exit::OK)
 }

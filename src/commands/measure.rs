@@ -13,7 +13,7 @@ use crate::probe::protocol::{Command, Engine, Event, Node, Op, Pair, Settings};
 use crate::report::run::{Report, RunInfo};
 use crate::report::seen::TelemetrySeen;
 use crate::source::Connection;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,8 +39,14 @@ pub enum Plan {
 }
 
 /// Measures the selected GPUs (and the host) as `plan` says and returns the report; `complete`
-/// is false in it when the user interrupted.
-pub fn measure(machine: &MachineArgs, args: &RunArgs, plan_kind: Plan) -> Result<Report, Failure> {
+/// is false in it when the user interrupted. `accept` sees the machine before anything is
+/// measured and may refuse it (a baseline of another machine).
+pub fn measure(
+    machine: &MachineArgs,
+    args: &RunArgs,
+    plan_kind: Plan,
+    accept: &dyn Fn(&Topology) -> Result<(), Failure>,
+) -> Result<Report, Failure> {
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone())
@@ -61,6 +67,7 @@ pub fn measure(machine: &MachineArgs, args: &RunArgs, plan_kind: Plan) -> Result
         .check()
         .map_err(|m| Failure::new(exit::USAGE, format!("--buffer-mib or --samples: {m}")))?;
     check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
+    accept(&conn.topology)?;
     let (engines, work) = match plan_kind {
         Plan::Full => (args.engine.engines(), plan(&nodes)),
         // Only SM kernels need peer access (copy engines stage through the host without it),
@@ -280,20 +287,22 @@ impl Progress {
                 None if board.topology.host.emulated() => " (EMULATED drivers)".to_owned(),
                 None => String::new(),
             };
-            eprint!("\r\x1b[Kmeasured {done} of {} pairs{what}", self.total);
-            let _ = std::io::stderr().flush();
+            super::note(&format!(
+                "\r\x1b[Kmeasured {done} of {} pairs{what}",
+                self.total
+            ));
         }
     }
 
     fn note(&self, message: &str) {
         if self.shown {
-            eprintln!("\r\x1b[K{message}");
+            super::note(&format!("\r\x1b[K{message}\n"));
         }
     }
 
     fn finish(&self) {
         if self.shown {
-            eprint!("\r\x1b[K");
+            super::note("\r\x1b[K");
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::exit;
 use crate::model::topology::Topology;
 use crate::probe::launch;
 use crate::source::{self, Connection};
+use std::io::Write;
 use std::time::Duration;
 
 /// A message for the user and the exit code that goes with it.
@@ -33,7 +34,7 @@ impl Failure {
 
     /// Prints the message and gives the exit code.
     pub fn report(self) -> u8 {
-        eprintln!("p2ptop: {}", self.message);
+        note(&format!("p2ptop: {}\n", self.message));
         self.code
     }
 }
@@ -91,14 +92,59 @@ pub fn connect(
     })
 }
 
-/// Prints `text`, or writes it to `path` whole (a reader never sees half a file).
+/// Prints `text`, or writes it to `path` (whole where `path` is a regular file; see
+/// `report::write`). A reader that closed its pipe early is not a failure.
 fn output(text: &str, path: Option<&std::path::Path>) -> Result<(), Failure> {
-    match path {
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-        Some(path) => crate::report::write::write_whole(path, text.as_bytes())
-            .map_err(|e| Failure::new(exit::USAGE, e.to_string())),
+    let Some(path) = path else {
+        return print(text);
+    };
+    match crate::report::write::write_output(path, text.as_bytes()) {
+        Err(e) if !e.is_broken_pipe() => Err(Failure::new(e.exit_code(), e.to_string())),
+        _ => Ok(()),
     }
+}
+
+/// Checks that `-o` can be written before any time is spent measuring.
+fn check_output(path: Option<&std::path::Path>) -> Result<(), Failure> {
+    match path.map(crate::report::write::check) {
+        Some(Err(e)) => Err(Failure::new(e.exit_code(), e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `text` to standard output. A closed pipe (`| head`) is the reader's choice and ends
+/// nothing; any other error (a full disk, an I/O error) is the machine's (exit 3), said on
+/// stderr: the user named no path that another would fix.
+pub fn print(text: impl AsRef<[u8]>) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(stdout_failed(&e)),
+        _ => Ok(()),
+    }
+}
+
+fn stdout_failed(e: &std::io::Error) -> Failure {
+    Failure::new(
+        exit::ENVIRONMENT,
+        format!("cannot write to standard output: {e}"),
+    )
+}
+
+/// Prints clap's answer to a command line it does not run: help or the version on standard
+/// output (exit 0), a usage error on standard error (exit 2). Help that cannot be written fails
+/// as any output does.
+pub fn not_run(answer: &clap::Error) -> u8 {
+    match answer.print() {
+        Err(e) if !answer.use_stderr() && e.kind() != std::io::ErrorKind::BrokenPipe => {
+            stdout_failed(&e).report()
+        }
+        // clap's codes are 0 and 2.
+        _ => u8::try_from(answer.exit_code()).unwrap_or(exit::USAGE),
+    }
+}
+
+/// Writes `text` to standard error. When even that fails there is nowhere left to say so, and
+/// the exit code still tells; a panic would only replace it with 101.
+pub fn note(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

@@ -2,15 +2,19 @@
 //! put it on the node as the reason it was drained (docs/slurm/p2ptop-drain.sh does).
 
 use crate::probe::protocol::Node;
+use crate::report::format;
 use crate::report::run::Report;
 use crate::report::verdict::{Level, Verdict};
 
 /// `PASS: …`, `WARN: …` or `FAIL: <the worst cause> (+N more)`; never more than one line.
 pub fn one_line(report: &Report, verdict: &Verdict) -> String {
-    let simulated = match (&report.simulated, report.emulated) {
-        (Some(name), _) => format!(" (SIMULATED: {name})"),
-        (None, true) => " (EMULATED drivers)".to_owned(),
-        (None, false) => String::new(),
+    let simulated = if report.simulated.is_some() || report.emulated {
+        format!(
+            " ({})",
+            format::origin(report.simulated.as_deref(), report.emulated)
+        )
+    } else {
+        String::new()
     };
     if !report.run.complete {
         return format!("INTERRUPTED: not every pair was measured{simulated}");

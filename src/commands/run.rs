@@ -11,21 +11,25 @@ use crate::report::verdict::{self, Floors};
 pub const INTERRUPTED: u8 = 130;
 
 pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
-    let result = super::measure::measure(machine, args, Plan::Full).and_then(|report| {
-        let verdict = verdict::judge(&report, &Floors::default(), None);
-        let text = format::render_report(args.format, &report, &verdict);
-        super::output(&text, args.output.as_deref())?;
-        if let Some(path) = &args.output {
-            eprint!(
-                "{}",
-                summary::stderr(&report, &verdict, summary::Command::Run, path)
-            );
-        }
-        Ok(if report.run.complete {
-            exit::OK
-        } else {
-            INTERRUPTED
-        })
-    });
+    let result = super::check_output(args.output.as_deref())
+        .and_then(|()| super::measure::measure(machine, args, Plan::Full, &|_| Ok(())))
+        .and_then(|report| {
+            let verdict = verdict::judge(&report, &Floors::default(), None);
+            let text = format::render_report(args.format, &report, &verdict);
+            super::output(&text, args.output.as_deref())?;
+            if let Some(path) = &args.output {
+                super::note(&summary::stderr(
+                    &report,
+                    &verdict,
+                    summary::Command::Run,
+                    path,
+                ));
+            }
+            Ok(if report.run.complete {
+                exit::OK
+            } else {
+                INTERRUPTED
+            })
+        });
     result.unwrap_or_else(Failure::report)
 }

@@ -13,6 +13,7 @@ pub fn run(machine: &MachineArgs, args: &TopoArgs) -> u8 {
 }
 
 fn print(machine: &MachineArgs, args: &TopoArgs) -> Result<(), Failure> {
+    super::check_output(args.output.as_deref())?;
     let (topology, simulated) = super::topology(machine)?;
     let text = match args.format {
         TopoFormat::Table => topo::render_text(&topology, simulated.as_deref()),

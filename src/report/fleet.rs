@@ -6,17 +6,24 @@
 //! collective waits for, so a node with one slow link is an outlier even when its median looks
 //! fine. Nodes are compared only with nodes of the same shape (GPU model, count and `topo -m`
 //! matrix as built): an outlier sits below [`OUTLIER_SHARE`] × the median figure of its shape.
+//! An interrupted run's report has a row, marked INCOMPLETE, but no say in the median (its worst
+//! cell may never have been measured); the same report given twice is counted once. Every
+//! format says which rows come from simulated machines or emulated drivers.
 
 use super::input::{InputError, read_report};
 use super::run::{CellReport, Report};
+use super::shape::Shape;
 use super::verdict::{Floors, Level, judge};
-use crate::model::capacity;
 use serde::{Deserialize, Serialize};
-use std::fmt::{self, Write};
+use std::fmt::{self, Write as _};
 use std::path::Path;
 
 /// Below this share of its shape's median a node is flagged.
 pub const OUTLIER_SHARE: f64 = 0.9;
+
+/// The version of the fleet summary's JSON shape. 1: rows with origin and completeness, and the
+/// reports counted once.
+pub const SCHEMA: u32 = 1;
 
 /// Every file that could not be used, one line each.
 #[derive(Debug)]
@@ -31,18 +38,48 @@ impl fmt::Display for InputErrors {
 
 impl std::error::Error for InputErrors {}
 
-/// Reads every report; all unusable files are named, not only the first.
-pub fn load(paths: &[impl AsRef<Path>]) -> Result<Vec<Report>, InputErrors> {
-    let mut reports = Vec::new();
+/// The reports of a fleet, each once.
+#[derive(Debug)]
+pub struct Inputs {
+    pub reports: Vec<Report>,
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// A file whose report was already given (the same file twice, or a copy of it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Duplicate {
+    pub file: String,
+    pub same_as: String,
+}
+
+impl fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is the same report as {}", self.file, self.same_as)
+    }
+}
+
+/// Reads every report, each counted once; all unusable files are named, not only the first.
+pub fn load(paths: &[impl AsRef<Path>]) -> Result<Inputs, InputErrors> {
+    let mut read: Vec<(&Path, Report)> = Vec::new();
+    let mut duplicates = Vec::new();
     let mut errors = Vec::new();
-    for path in paths {
-        match read_report(path.as_ref()) {
-            Ok(r) => reports.push(r),
+    for path in paths.iter().map(AsRef::as_ref) {
+        match read_report(path) {
+            Ok(r) => match read.iter().find(|(_, seen)| *seen == r) {
+                Some((first, _)) => duplicates.push(Duplicate {
+                    file: path.display().to_string(),
+                    same_as: first.display().to_string(),
+                }),
+                None => read.push((path, r)),
+            },
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(reports)
+        Ok(Inputs {
+            reports: read.into_iter().map(|(_, r)| r).collect(),
+            duplicates,
+        })
     } else {
         Err(InputErrors(errors))
     }
@@ -58,24 +95,44 @@ pub struct NodeRow {
     pub worst_cell: Option<String>,
     pub worst_efficiency: Option<f64>,
     pub failed_cells: usize,
-    /// The median worst efficiency of the nodes of this shape.
+    /// The median worst efficiency of the complete reports of this shape.
     pub shape_median_efficiency: Option<f64>,
     pub outlier: bool,
+    /// The simulated machine the report came from; null on hardware.
+    pub simulated: Option<String>,
+    /// Whether the probe ran on p2ptop's emulated drivers.
+    pub emulated: bool,
+    /// False for an interrupted run: its row is shown but left out of the median.
+    pub complete: bool,
+}
+
+impl NodeRow {
+    /// Where the figures come from: `SIMULATED: <machine>`, `EMULATED drivers` or `hardware`.
+    pub fn origin(&self) -> String {
+        super::format::origin(self.simulated.as_deref(), self.emulated)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fleet {
+    pub schema: u32,
+    /// Whether any row comes from a simulated machine (each row says which).
+    pub simulated: bool,
+    /// Whether any row comes from emulated drivers.
+    pub emulated: bool,
     pub nodes: Vec<NodeRow>,
+    /// Reports given more than once, counted once.
+    pub duplicates: Vec<Duplicate>,
 }
 
 /// One row per report, judged with `floors`, outliers flagged within each shape.
-pub fn summarize(reports: &[Report], floors: &Floors) -> Fleet {
-    let mut nodes: Vec<NodeRow> = reports.iter().map(|r| row(r, floors)).collect();
+pub fn summarize(inputs: &Inputs, floors: &Floors) -> Fleet {
+    let mut nodes: Vec<NodeRow> = inputs.reports.iter().map(|r| row(r, floors)).collect();
     let shapes: Vec<String> = nodes.iter().map(|n| n.shape.clone()).collect();
     for shape in shapes {
         let mut figures: Vec<f64> = nodes
             .iter()
-            .filter(|n| n.shape == shape)
+            .filter(|n| n.shape == shape && n.complete)
             .filter_map(|n| n.worst_efficiency)
             .collect();
         let median = median(&mut figures);
@@ -87,7 +144,13 @@ pub fn summarize(reports: &[Report], floors: &Floors) -> Fleet {
             };
         }
     }
-    Fleet { nodes }
+    Fleet {
+        schema: SCHEMA,
+        simulated: nodes.iter().any(|n| n.simulated.is_some()),
+        emulated: nodes.iter().any(|n| n.emulated),
+        nodes,
+        duplicates: inputs.duplicates.clone(),
+    }
 }
 
 fn row(report: &Report, floors: &Floors) -> NodeRow {
@@ -100,43 +163,17 @@ fn row(report: &Report, floors: &Floors) -> NodeRow {
         .min_by(|a, b| a.1.total_cmp(&b.1));
     NodeRow {
         node: report.hostname().to_owned(),
-        shape: shape(report),
+        shape: Shape::of(&report.machine.topology).to_string(),
         verdict: verdict.overall,
         worst_cell: worst.map(|(c, _)| CellReport::label(c)),
         worst_efficiency: worst.map(|(_, e)| e),
         failed_cells: verdict.failed_cells(),
         shape_median_efficiency: None,
         outlier: false,
+        simulated: report.simulated.clone(),
+        emulated: report.emulated,
+        complete: report.run.complete,
     }
-}
-
-/// GPU models and count, and the link matrix as built: nodes are comparable only when these
-/// agree. A node with an NVLink down keeps its shape, so it is compared with its peers (and
-/// flagged) rather than put in a shape of its own.
-fn shape(report: &Report) -> String {
-    let topology = &report.machine.topology;
-    let gpus = &topology.gpus;
-    let mut models: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
-    models.dedup();
-    let links: Vec<String> = gpus
-        .iter()
-        .map(|row| {
-            let built: Vec<String> = gpus
-                .iter()
-                .map(|col| {
-                    capacity::built_link(topology, row.index, col.index)
-                        .map_or_else(|| "?".to_owned(), |l| l.to_string())
-                })
-                .collect();
-            built.join(" ")
-        })
-        .collect();
-    format!(
-        "{}x {} [{}]",
-        gpus.len(),
-        models.join("+"),
-        links.join(" / ")
-    )
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {
@@ -163,16 +200,28 @@ fn cells(n: &NodeRow) -> [String; 6] {
         n.worst_cell.clone().unwrap_or_else(|| "n/a".into()),
         percent(n.worst_efficiency),
         n.failed_cells.to_string(),
-        if n.outlier {
-            format!(
-                "OUTLIER (< {:.0}% of {})",
-                OUTLIER_SHARE * 100.0,
-                percent(n.shape_median_efficiency)
-            )
-        } else {
-            String::new()
-        },
+        flags(n).join(", "),
     ]
+}
+
+/// What a row's figures need said beside them: an outlier, an incomplete run, where they come
+/// from when not from hardware.
+fn flags(n: &NodeRow) -> Vec<String> {
+    let mut flags = Vec::new();
+    if n.outlier {
+        flags.push(format!(
+            "OUTLIER (< {:.0}% of {})",
+            OUTLIER_SHARE * 100.0,
+            percent(n.shape_median_efficiency)
+        ));
+    }
+    if !n.complete {
+        flags.push("INCOMPLETE".to_owned());
+    }
+    if n.simulated.is_some() || n.emulated {
+        flags.push(n.origin());
+    }
+    flags
 }
 
 const COLUMNS: [&str; 6] = [
@@ -185,6 +234,53 @@ const COLUMNS: [&str; 6] = [
 ];
 
 impl Fleet {
+    /// What the Markdown leads with, as a word and a sentence: which rows are simulated,
+    /// emulated or incomplete (in every format each such row also says so in its flags).
+    fn marks(&self) -> Vec<(&'static str, String)> {
+        let count = |keep: &dyn Fn(&NodeRow) -> bool| self.nodes.iter().filter(|n| keep(n)).count();
+        let of = |k: usize| format!("{k} of {} report(s)", self.nodes.len());
+        let mut marks = Vec::new();
+        if self.simulated {
+            let mut machines: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.simulated.as_deref())
+                .collect();
+            machines.sort_unstable();
+            machines.dedup();
+            marks.push((
+                "SIMULATED",
+                format!(
+                    "{} come from simulated machines ({}): their figures come from p2ptop's \
+                     model, not from hardware",
+                    of(count(&|n| n.simulated.is_some())),
+                    machines.join(", ")
+                ),
+            ));
+        }
+        if self.emulated {
+            marks.push((
+                "EMULATED",
+                format!(
+                    "{} come from p2ptop's emulated NVIDIA drivers (tests/emu): their figures \
+                     come from its model, not from hardware",
+                    of(count(&|n| n.emulated))
+                ),
+            ));
+        }
+        let incomplete = count(&|n| !n.complete);
+        if incomplete > 0 {
+            marks.push((
+                "INCOMPLETE",
+                format!(
+                    "{} come from interrupted runs: shown, but left out of the medians",
+                    of(incomplete)
+                ),
+            ));
+        }
+        marks
+    }
+
     /// Aligned columns for a terminal.
     fn table(&self) -> String {
         let rows: Vec<[String; 6]> = self.nodes.iter().map(cells).collect();
@@ -218,7 +314,8 @@ impl Fleet {
 
     fn csv(&self) -> String {
         let mut out = String::from(
-            "node,shape,verdict,worst_cell,worst_efficiency,failed_cells,shape_median_efficiency,outlier\n",
+            "node,shape,verdict,worst_cell,worst_efficiency,failed_cells,shape_median_efficiency,\
+             outlier,origin,complete\n",
         );
         let opt = |v: Option<f64>| v.map_or_else(String::new, |e| e.to_string());
         for n in &self.nodes {
@@ -231,6 +328,8 @@ impl Fleet {
                 n.failed_cells.to_string(),
                 opt(n.shape_median_efficiency),
                 n.outlier.to_string(),
+                n.origin(),
+                n.complete.to_string(),
             ];
             let quoted: Vec<String> = fields
                 .iter()
@@ -243,7 +342,12 @@ impl Fleet {
     }
 
     fn markdown(&self) -> String {
-        let mut out = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(6));
+        let mut out: String = self
+            .marks()
+            .iter()
+            .map(|(word, text)| format!("> **{word}** — {text}\n\n"))
+            .collect();
+        let _ = write!(out, "| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(6));
         for r in self.nodes.iter().map(cells) {
             let _ = writeln!(out, "| {} |", r.join(" | "));
         }

@@ -48,12 +48,13 @@ pub fn read_report(path: &Path) -> Result<Report, InputError> {
 
 /// Parses a report's JSON; `origin` names it in errors.
 pub fn parse_report(text: &str, origin: &Path) -> Result<Report, InputError> {
-    let report: Report = serde_json::from_str(text).map_err(|e| InputError {
+    let mut report: Report = serde_json::from_str(text).map_err(|e| InputError {
         path: origin.to_owned(),
         line: Some(e.line()),
         column: Some(e.column()),
         message: format!("not a p2ptop JSON report: {}", without_position(&e)),
     })?;
+    report.sort_cells();
     if report.schema != SCHEMA {
         return Err(InputError {
             path: origin.to_owned(),

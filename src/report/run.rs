@@ -5,6 +5,7 @@
 //! units are in the key names.
 
 use super::nvbandwidth;
+use super::pairs::Pairs;
 use super::seen::{GpuSeen, TelemetrySeen};
 use crate::app::board::{Board, Cell};
 use crate::model::capacity::{self, Capacity, Shortfall, Trained};
@@ -98,6 +99,11 @@ impl CellReport {
     pub fn label(&self) -> String {
         cell_label(self.src, self.dst, self.op, self.engine)
     }
+
+    /// What a report's cells are ordered by.
+    pub fn key(&self) -> (Node, Node, Op, Engine) {
+        (self.src, self.dst, self.op, self.engine)
+    }
 }
 
 /// `GPU0 → GPU1 write sm`: how a cell is named in every report.
@@ -124,6 +130,7 @@ pub struct Report {
     pub emulated: bool,
     pub run: RunInfo,
     pub machine: MachineReport,
+    /// In [`CellReport::key`] order (see [`Report::sort_cells`]).
     pub cells: Vec<CellReport>,
     pub latency: Vec<LatencyReport>,
     /// Per GPU, over the whole run.
@@ -136,7 +143,7 @@ impl Report {
     /// Copies the board's results. GPU nodes are taken to be numbered as the topology's GPUs.
     pub fn build(board: &Board, seen: &TelemetrySeen, run: RunInfo) -> Report {
         let topology = &board.topology;
-        Report {
+        let mut report = Report {
             schema: SCHEMA,
             simulated: board.simulated.clone(),
             emulated: topology.host.emulated(),
@@ -159,7 +166,15 @@ impl Report {
                 .collect(),
             telemetry: seen.gpus.clone(),
             problems: board.problems.clone(),
-        }
+        };
+        report.sort_cells();
+        report
+    }
+
+    /// Puts the cells in key order, which [`Report::cell`] relies on: a report is built or read
+    /// back through here.
+    pub fn sort_cells(&mut self) {
+        self.cells.sort_by_key(CellReport::key);
     }
 
     /// The nodes that took part, GPUs by index then the host: the rows and columns of matrices.
@@ -196,10 +211,14 @@ impl Report {
         pairs.len()
     }
 
+    /// One cell, by a binary search: matrices and baselines look up every cell, and a search
+    /// through all of them each time would take n⁴ steps for n GPUs.
     pub fn cell(&self, src: Node, dst: Node, op: Op, engine: Engine) -> Option<&CellReport> {
-        self.cells
-            .iter()
-            .find(|c| c.src == src && c.dst == dst && c.op == op && c.engine == engine)
+        let i = self
+            .cells
+            .binary_search_by_key(&(src, dst, op, engine), CellReport::key)
+            .ok()?;
+        Some(&self.cells[i])
     }
 
     /// Telemetry of the GPUs that took part (the sampler reads every GPU of the machine).
@@ -298,6 +317,7 @@ fn p2p_for(topology: &Topology, src: Node, dst: Node, op: Op) -> Option<P2pStatu
 
 /// `nvidia-smi topo -m`'s GPU-by-GPU block.
 fn link_matrix(topology: &Topology) -> Vec<Vec<String>> {
+    let pairs = Pairs::of(topology);
     topology
         .gpus
         .iter()
@@ -306,7 +326,7 @@ fn link_matrix(topology: &Topology) -> Vec<Vec<String>> {
                 .gpus
                 .iter()
                 .map(|col| {
-                    topology
+                    pairs
                         .link(row.index, col.index)
                         .map_or_else(|| "?".to_owned(), |l| l.to_string())
                 })

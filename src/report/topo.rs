@@ -12,6 +12,7 @@
 //! Line rate per pair, with its basis
 //! ```
 
+use super::pairs::Pairs;
 use crate::model::topology::{
     Gpu, Iommu, LinkType, NvLink, NvLinkRemote, P2pCaps, P2pStatus, Topology,
 };
@@ -63,6 +64,7 @@ pub fn render_json(topo: &Topology, simulated: Option<&str>) -> String {
 
 /// `nvidia-smi topo -m`: tab-separated, ` X ` on the diagonal, "N/A" for what is unknown.
 fn link_matrix(topo: &Topology) -> String {
+    let pairs = Pairs::of(topo);
     let mut out = String::new();
     for gpu in &topo.gpus {
         out += &format!("\tGPU{}", gpu.index);
@@ -71,7 +73,7 @@ fn link_matrix(topo: &Topology) -> String {
     for row in &topo.gpus {
         out += &format!("GPU{}", row.index);
         for col in &topo.gpus {
-            let cell = match topo.link(row.index, col.index) {
+            let cell = match pairs.link(row.index, col.index) {
                 Some(LinkType::SelfLink) => " X ".to_owned(),
                 Some(link) => link.to_string(),
                 None => "N/A".to_owned(),
@@ -101,6 +103,7 @@ fn p2p_matrices(topo: &Topology) -> String {
         ("over NVLink", |c| c.nvlink),
         ("atomics", |c| c.atomics),
     ];
+    let pairs = Pairs::of(topo);
     let mut seen: Vec<P2pStatus> = Vec::new();
     let mut out = String::new();
     for (what, pick) in caps {
@@ -115,7 +118,7 @@ fn p2p_matrices(topo: &Topology) -> String {
                 let cell = if row.index == col.index {
                     " X ".to_owned()
                 } else {
-                    match topo.p2p(row.index, col.index).map(|c| pick(&c)) {
+                    match pairs.p2p(row.index, col.index).map(|c| pick(&c)) {
                         Some(status) => {
                             if !seen.contains(&status) {
                                 seen.push(status);

@@ -6,7 +6,7 @@ use p2ptop::report::fleet::{load, summarize};
 use p2ptop::report::format::{Format, render};
 use p2ptop::report::run::Report;
 use p2ptop::report::verdict::{Floors, Level, judge};
-use p2ptop::report::write::write_whole;
+use p2ptop::report::write::write_output;
 use p2ptop::sim;
 use p2ptop::sim::machine::Machine;
 
@@ -49,7 +49,7 @@ fn fleet_files(name: &str) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
         .map(|(i, r)| {
             let path = dir.join(format!("{i}.json"));
             let text = render(Format::Json, r, &judge(r, &Floors::default(), None));
-            write_whole(&path, text.as_bytes()).unwrap();
+            write_output(&path, text.as_bytes()).unwrap();
             path
         })
         .collect();
@@ -116,5 +116,77 @@ fn every_unusable_file_is_named_with_the_spot() {
             .iter()
             .all(|e| e.exit_code() == p2ptop::exit::USAGE)
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_incomplete_report_is_shown_but_left_out_of_the_median_and_a_report_counts_once() {
+    let (dir, paths) = fleet_files("fleet-incomplete");
+    let complete = summarize(&load(&paths).unwrap(), &Floors::default());
+    // node-c (capped, the outlier) was interrupted: the median is that of a, b and d alone.
+    let c = &paths[2];
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c).unwrap()).unwrap();
+    report["run"]["complete"] = false.into();
+    std::fs::write(c, report.to_string()).unwrap();
+    let mut twice = paths.clone();
+    twice.push(paths[0].clone());
+    let inputs = load(&twice).unwrap();
+    assert_eq!(inputs.reports.len(), paths.len());
+    assert_eq!(inputs.duplicates.len(), 1);
+    assert_eq!(inputs.duplicates[0].same_as, paths[0].display().to_string());
+    let fleet = summarize(&inputs, &Floors::default());
+    let mut peers: Vec<f64> = [0, 1, 3]
+        .iter()
+        .map(|&i| complete.nodes[i].worst_efficiency.unwrap())
+        .collect();
+    peers.sort_by(f64::total_cmp);
+    assert_eq!(fleet.nodes[0].shape_median_efficiency, Some(peers[1]));
+    assert_ne!(
+        complete.nodes[0].shape_median_efficiency,
+        Some(peers[1]),
+        "the interrupted node's figure would have moved the median"
+    );
+    assert!(!fleet.nodes[2].complete);
+    let table = fleet.render(Format::Table);
+    let row = table.lines().find(|l| l.starts_with("node-c")).unwrap();
+    assert!(
+        row.contains("INCOMPLETE") && row.contains("OUTLIER"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn emulated_reports_say_so_in_every_fleet_format_and_in_csv() {
+    let mut report = node(sim::load("hgx-h100").unwrap(), 1, "emu-node");
+    report.simulated = None;
+    report.emulated = true;
+    let verdict = judge(&report, &Floors::default(), None);
+    let csv = render(Format::Csv, &report, &verdict);
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.ends_with(",EMULATED drivers,true")),
+        "{csv}"
+    );
+    let dir = scratch("fleet-emulated");
+    let path = dir.join("emu.json");
+    let json = render(Format::Json, &report, &verdict);
+    write_output(&path, json.as_bytes()).unwrap();
+    let fleet = summarize(&load(&[path]).unwrap(), &Floors::default());
+    assert!(fleet.emulated && !fleet.simulated);
+    for format in [Format::Table, Format::Csv, Format::Markdown] {
+        let text = fleet.render(format);
+        let row = text.lines().find(|l| l.contains("emu-node")).unwrap();
+        assert!(row.contains("EMULATED drivers"), "{format:?}: {text}");
+    }
+    assert!(
+        fleet
+            .render(Format::Markdown)
+            .starts_with("> **EMULATED** — 1 of 1 report(s)")
+    );
+    let json: serde_json::Value = serde_json::from_str(&fleet.render(Format::Json)).unwrap();
+    assert_eq!(json["nodes"][0]["emulated"], true);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -7,7 +7,7 @@ use p2ptop::report::format::{Format, render};
 use p2ptop::report::input::{parse_report, read_report};
 use p2ptop::report::run::{CellReport, Report};
 use p2ptop::report::verdict::{Floors, judge};
-use p2ptop::report::write::write_whole;
+use p2ptop::report::write::write_output;
 use std::path::Path;
 
 fn hgx() -> Report {
@@ -180,7 +180,7 @@ fn a_report_file_is_written_whole_and_read_back_equal() {
     let dir = scratch("roundtrip");
     let path = dir.join("node.json");
     let report = pcie_3090();
-    write_whole(&path, rendered(&report, Format::Json).as_bytes()).unwrap();
+    write_output(&path, rendered(&report, Format::Json).as_bytes()).unwrap();
     assert_eq!(read_report(&path).unwrap(), report);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -225,4 +225,20 @@ fn a_malformed_or_missing_baseline_names_the_file_and_the_spot() {
     );
     assert_eq!(missing.exit_code(), exit::USAGE);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn every_csv_row_says_where_its_figure_comes_from_and_whether_the_run_was_complete() {
+    let mut report = pcie_3090();
+    let csv = rendered(&report, Format::Csv);
+    assert!(csv.lines().next().unwrap().ends_with(",origin,complete"));
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.ends_with(",SIMULATED: 3090-pcie,true")),
+        "{csv}"
+    );
+    report.run.complete = false;
+    let csv = rendered(&report, Format::Csv);
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",false")), "{csv}");
 }

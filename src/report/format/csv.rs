@@ -1,7 +1,10 @@
 //! CSV: one row per cell per direction (a failed cell gets one row with its failure), so a
 //! spreadsheet can filter and pivot without knowing the report's nesting. Each row also says the
 //! cell's verdict and the cause it is listed under, and the nvbandwidth testcase whose figure this
-//! row's compares with (see `report::nvbandwidth`).
+//! row's compares with (see `report::nvbandwidth`). The last two columns repeat on every row what
+//! the other formats say once at the top, so no row taken out of the file passes for more than
+//! it is: where its figure comes from (`SIMULATED: <machine>`, `EMULATED drivers`, `hardware`)
+//! and whether the run was complete.
 
 use crate::probe::protocol::DirectionSummary;
 use crate::report::nvbandwidth::Figure;
@@ -11,14 +14,19 @@ use crate::report::verdict::{Level, Verdict};
 const HEADER: &str = "src,dst,op,engine,direction_src,direction_dst,executor,median_gbps,\
 min_gbps,max_gbps,cv,line_rate_gbps,line_rate_now_gbps,efficiency,mismatched_bytes,\
 first_bad_offset,throttled,failure_kind,failure_message,verdict,cause,nvbandwidth_testcase,\
-nvbandwidth_gbps";
+nvbandwidth_gbps,origin,complete";
 
 pub fn render(report: &Report, verdict: &Verdict) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
+    let marks = [
+        super::origin(report.simulated.as_deref(), report.emulated),
+        report.run.complete.to_string(),
+    ];
     for cell in &report.cells {
         for row in rows(cell, verdict) {
-            out += &row.iter().map(|f| escape(f)).collect::<Vec<_>>().join(",");
+            let fields = row.iter().chain(&marks);
+            out += &fields.map(|f| escape(f)).collect::<Vec<_>>().join(",");
             out.push('\n');
         }
     }

@@ -72,6 +72,16 @@ pub fn render(format: Format, report: &Report, verdict: &Verdict) -> String {
     }
 }
 
+/// Where a report's figures come from, in one field of a CSV row or a fleet's flag:
+/// `SIMULATED: <machine>`, `EMULATED drivers`, or `hardware`.
+pub fn origin(simulated: Option<&str>, emulated: bool) -> String {
+    match (simulated, emulated) {
+        (Some(name), _) => format!("SIMULATED: {name}"),
+        (None, true) => "EMULATED drivers".to_owned(),
+        (None, false) => "hardware".to_owned(),
+    }
+}
+
 /// How the figures were taken, in one sentence a reader of a ticket can check.
 pub fn method_sentence(report: &Report) -> String {
     if let Some(name) = &report.simulated {
