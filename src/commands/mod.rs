@@ -57,8 +57,10 @@ pub fn topology(args: &MachineArgs) -> Result<(Topology, Option<String>), Failur
     }
     let nvml =
         crate::nvml::real::open().map_err(|e| Failure::new(exit::ENVIRONMENT, e.to_string()))?;
-    let host = crate::host::host_facts(std::path::Path::new("/"));
-    Ok((crate::nvml::discover::discover(&nvml, host, &[]), None))
+    let root = std::path::Path::new("/");
+    let mut topology = crate::nvml::discover::discover(&nvml, crate::host::host_facts(root), &[]);
+    crate::host::add_gpu_paths(root, &mut topology);
+    Ok((topology, None))
 }
 
 /// Opens the machine for measuring: the simulation, or NVML and the probe, with telemetry

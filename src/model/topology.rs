@@ -358,6 +358,10 @@ pub struct Host {
     pub cuda_version: Option<String>,
     /// Whether an IOMMU translates DMA (it can slow or break P2P). None when it cannot be told.
     pub iommu: Option<Iommu>,
+    /// The PCIe ports above the GPUs whose ACS redirects peer traffic to the root complex (empty
+    /// when none does); None when they could not be read (that takes root).
+    #[serde(default)]
+    pub acs_redirecting: Option<Vec<String>>,
 }
 
 /// What the IOMMU does to device DMA.

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     IommuTranslated,
+    /// Read from the ports' configuration space.
+    AcsRedirecting,
+    /// Suspected from the figures alone: the ports could not be read.
     AcsLikely,
     SmallBar1,
     FabricManagerMissing,
@@ -94,20 +97,44 @@ fn acs(report: &Report) -> Option<Finding> {
         })
         .map(CellReport::label)
         .collect();
-    (!suspects.is_empty()).then(|| Finding {
-        condition: Condition::AcsLikely,
-        title: "ACS likely enabled on a PCIe switch".into(),
-        evidence: format!(
-            "pairs below a PCIe switch with peer access OK are far below line rate or hung: {}",
+    let meaning = "Access Control Services on the switch's ports redirect peer traffic up to \
+                   the root complex instead of across the switch, which slows it or hangs it";
+    let action = "disable ACS in firmware or clear it with `setpci` (bare metal only; a VM's \
+                  host needs it for isolation), and re-run";
+    let evidence = |what: &str| {
+        format!(
+            "pairs below a PCIe switch with peer access OK are far below line rate or hung: {}; \
+             {what}",
             suspects.join("; ")
-        ),
-        meaning: "Access Control Services on the switch's ports redirect peer traffic up to the \
-                  root complex instead of across the switch, which slows it or hangs it"
-            .into(),
-        action: "check `sudo lspci -vvv | grep ACSCtl` for `SrcValid+` on the switch ports; \
-                 disable ACS in firmware or clear it with `setpci` (bare metal only), and re-run"
-            .into(),
-    })
+        )
+    };
+    if suspects.is_empty() {
+        return None;
+    }
+    match &report.machine.topology.host.acs_redirecting {
+        // Read and off: something else slows these pairs.
+        Some(ports) if ports.is_empty() => None,
+        Some(ports) => Some(Finding {
+            condition: Condition::AcsRedirecting,
+            title: "ACS redirects peer traffic on a PCIe switch".into(),
+            evidence: evidence(&format!(
+                "ACS P2P redirect is on at port {}",
+                ports.join(", ")
+            )),
+            meaning: meaning.into(),
+            action: action.into(),
+        }),
+        None => Some(Finding {
+            condition: Condition::AcsLikely,
+            title: "ACS likely enabled on a PCIe switch".into(),
+            evidence: evidence("p2ptop could not read the ports' ACS control (that takes root)"),
+            meaning: meaning.into(),
+            action: format!(
+                "check `sudo lspci -vvv | grep ACSCtl` for `ReqRedir+` or `CmpltRedir+` on the \
+                 switch ports (or run p2ptop as root, which reads them); {action}"
+            ),
+        }),
+    }
 }
 
 fn small_bar1(report: &Report) -> Option<Finding> {

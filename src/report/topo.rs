@@ -155,6 +155,7 @@ fn host(topo: &Topology) -> String {
         ("driver", or_na(h.driver_version.clone())),
         ("CUDA", or_na(h.cuda_version.clone())),
         ("IOMMU", or_na(h.iommu.as_ref().map(iommu))),
+        ("ACS", acs(h.acs_redirecting.as_deref())),
     ];
     for (name, value) in lines {
         let _ = writeln!(out, "  {name:<11} {value}");
@@ -169,6 +170,18 @@ fn iommu(mode: &Iommu) -> String {
         Iommu::Translated => "translating DMA (peer traffic may detour through the CPU, or hang)",
     }
     .to_owned()
+}
+
+/// ACS on the ports above the GPUs, as far as p2ptop could read it.
+fn acs(redirecting: Option<&[String]>) -> String {
+    match redirecting {
+        None => "unknown (reading the ports' ACS control takes root)".to_owned(),
+        Some([]) => "no redirect on the ports above the GPUs".to_owned(),
+        Some(ports) => format!(
+            "redirects peer traffic to the root complex at {}",
+            ports.join(", ")
+        ),
+    }
 }
 
 fn gpu_details(topo: &Topology) -> String {

@@ -379,6 +379,8 @@ impl Machine {
                     "translated" => Some(Iommu::Translated),
                     _ => None,
                 },
+                // The simulator does not model ACS.
+                acs_redirecting: None,
             },
             gpus,
             pairs,

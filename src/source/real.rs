@@ -52,7 +52,9 @@ pub fn open(probe: &Path, interval: Duration) -> Result<Connection, OpenError> {
             return Err(OpenError::Nvml(missing));
         }
     };
-    let mut topology = discover::discover(&nvml, crate::host::host_facts(Path::new("/")), &[]);
+    let root = Path::new("/");
+    let mut topology = discover::discover(&nvml, crate::host::host_facts(root), &[]);
+    crate::host::add_gpu_paths(root, &mut topology);
     let gpus = measurable(&topology);
     let (supervisor, hello) =
         supervisor::start(probe, Some(&gpus), feed_tx.clone()).map_err(OpenError::Probe)?;

@@ -64,7 +64,8 @@ fn a_hung_pair_below_a_pcie_switch_points_at_acs() {
         "{}",
         acs.evidence
     );
-    assert!(acs.action.contains("ACSCtl"));
+    assert!(acs.action.contains("ReqRedir+"), "{}", acs.action);
+    assert!(acs.evidence.contains("could not read"), "{}", acs.evidence);
 }
 
 #[test]
@@ -76,6 +77,35 @@ fn a_slow_pair_below_a_pcie_switch_points_at_acs_and_a_fast_one_does_not() {
     // Peer traffic detoured through the root complex: a quarter of the line rate.
     report.cells[0].efficiency = Some(0.25);
     assert!(conditions(&report).contains(&Condition::AcsLikely));
+}
+
+#[test]
+fn acs_read_from_the_ports_is_named_as_a_fact_or_ruled_out() {
+    let mut run = Run::preset("pcie-dual-socket");
+    run.measure(vec![gpu_pair(0, 1)], &[Op::Write], &[Engine::Ce]);
+    let mut report = run.report();
+    report.cells[0].efficiency = Some(0.25);
+
+    report.machine.topology.host.acs_redirecting = Some(vec!["0000:03:08.0".into()]);
+    let found = diagnose(&report);
+    let acs = found
+        .iter()
+        .find(|f| f.condition == Condition::AcsRedirecting)
+        .expect("a fact, not a suspicion");
+    assert!(
+        acs.evidence.contains("port 0000:03:08.0"),
+        "{}",
+        acs.evidence
+    );
+    assert!(!conditions(&report).contains(&Condition::AcsLikely));
+
+    report.machine.topology.host.acs_redirecting = Some(vec![]);
+    let conditions = conditions(&report);
+    assert!(
+        !conditions.contains(&Condition::AcsLikely)
+            && !conditions.contains(&Condition::AcsRedirecting),
+        "ACS read and off is not blamed: {conditions:?}"
+    );
 }
 
 #[test]

@@ -1,9 +1,15 @@
 //! Facts about the host the GPUs sit in: what `p2ptop topo` prints above the GPUs, and what can
-//! explain a slow or broken peer path (sockets, NUMA nodes, an IOMMU that translates DMA).
+//! explain a slow or broken peer path (sockets, NUMA nodes, an IOMMU that translates DMA, ports
+//! whose ACS redirects peer traffic).
 //!
 //! Driver and CUDA versions come from NVML (see `nvml::discover`), not from here.
 
-use crate::model::topology::{Host, Iommu};
+mod acs;
+#[cfg(test)]
+mod fake_root;
+mod iommu;
+
+use crate::model::topology::{Host, Topology};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -27,8 +33,24 @@ pub fn host_facts(root: &Path) -> Host {
         kernel: System::kernel_version(),
         driver_version: None,
         cuda_version: None,
-        iommu: iommu(root),
+        iommu: iommu::host_wide(root),
+        acs_redirecting: None,
     }
+}
+
+/// Adds what only the GPUs' own PCIe paths tell: whether the IOMMU translates *their* DMA (from
+/// their IOMMU groups, where sysfs has them) and which ports above them redirect peer traffic.
+pub fn add_gpu_paths(root: &Path, topology: &mut Topology) {
+    let bus_ids: Vec<&str> = topology
+        .gpus
+        .iter()
+        .map(|g| g.pci_bus_id.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    if let Some(iommu) = iommu::for_devices(root, &bus_ids) {
+        topology.host.iommu = Some(iommu);
+    }
+    topology.host.acs_redirecting = acs::redirecting_ports(root, &bus_ids);
 }
 
 /// Distinct physical package ids over all CPUs.
@@ -45,8 +67,15 @@ fn sockets(root: &Path) -> Option<u32> {
     count(packages.len())
 }
 
+/// NUMA nodes with CPUs (`has_cpu`): memory-only nodes (CXL, HBM, a GPU's own memory on
+/// coherent platforms) are not where a process runs. Every node directory where the kernel has
+/// no `has_cpu` list.
 fn numa_nodes(root: &Path) -> Option<u32> {
-    let nodes = fs::read_dir(root.join("sys/devices/system/node")).ok()?;
+    let node = root.join("sys/devices/system/node");
+    if let Ok(list) = fs::read_to_string(node.join("has_cpu")) {
+        return count(list_len(list.trim())?);
+    }
+    let nodes = fs::read_dir(node).ok()?;
     let nodes = nodes
         .flatten()
         .filter(|entry| numbered(&entry.file_name().to_string_lossy(), "node"))
@@ -54,39 +83,18 @@ fn numa_nodes(root: &Path) -> Option<u32> {
     count(nodes)
 }
 
-/// Whether DMA is translated, from the IOMMU groups and the kernel command line.
-///
-/// No IOMMU groups means no translation. Groups mean an IOMMU is on; it leaves
-/// DMA untranslated when the kernel was booted with `iommu=pt` (or `iommu.passthrough=1`), or
-/// when every group whose type can be read uses the identity domain.
-fn iommu(root: &Path) -> Option<Iommu> {
-    let kernel = root.join("sys/kernel");
-    if !kernel.is_dir() {
-        return None; // no sysfs to ask
+/// How many numbers a kernel list holds (`0-1,4`: 3); `None` when it is not one.
+fn list_len(list: &str) -> Option<usize> {
+    if list.is_empty() {
+        return Some(0);
     }
-    let groups: Vec<_> = fs::read_dir(kernel.join("iommu_groups"))
-        .map(|dir| dir.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    if groups.is_empty() {
-        // Even with an IOMMU unit listed in /sys/class/iommu, no groups means no device's DMA
-        // goes through it.
-        return Some(Iommu::Off);
-    }
-    let cmdline = fs::read_to_string(root.join("proc/cmdline")).unwrap_or_default();
-    let passthrough_boot = cmdline
-        .split_whitespace()
-        .any(|arg| arg == "iommu=pt" || arg == "iommu.passthrough=1");
-    let types: Vec<String> = groups
-        .iter()
-        .filter_map(|group| fs::read_to_string(group.join("type")).ok())
-        .map(|kind| kind.trim().to_owned())
-        .collect();
-    let all_identity = !types.is_empty() && types.iter().all(|kind| kind == "identity");
-    Some(if passthrough_boot || all_identity {
-        Iommu::Passthrough
-    } else {
-        Iommu::Translated
-    })
+    list.split(',')
+        .map(|range| {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            b.checked_sub(a).map(|n| n + 1)
+        })
+        .sum()
 }
 
 /// `cpu12` for prefix `cpu`, not `cpufreq`.
@@ -101,39 +109,9 @@ fn count(n: usize) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    use super::fake_root::FakeRoot;
     use super::*;
-    use std::path::PathBuf;
-
-    /// A fake file system root, removed when dropped.
-    struct FakeRoot(PathBuf);
-
-    impl FakeRoot {
-        fn new(name: &str) -> FakeRoot {
-            let dir =
-                std::env::temp_dir().join(format!("p2ptop-host-{}-{name}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(dir.join("sys/kernel")).unwrap();
-            FakeRoot(dir)
-        }
-
-        fn file(&self, path: &str, text: &str) -> &FakeRoot {
-            let path = self.0.join(path);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-            self
-        }
-
-        fn dir(&self, path: &str) -> &FakeRoot {
-            fs::create_dir_all(self.0.join(path)).unwrap();
-            self
-        }
-    }
-
-    impl Drop for FakeRoot {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::model::topology::Iommu;
 
     fn dual_socket(name: &str) -> FakeRoot {
         let root = FakeRoot::new(name);
@@ -183,6 +161,17 @@ mod tests {
             .file("sys/kernel/iommu_groups/7/type", "identity\n")
             .dir("sys/class/iommu/dmar0");
         assert_eq!(host_facts(&root.0).iommu, Some(Iommu::Passthrough));
+    }
+
+    #[test]
+    fn memory_only_numa_nodes_are_not_counted() {
+        let root = dual_socket("memory-only");
+        root.dir("sys/devices/system/node/node2")
+            .dir("sys/devices/system/node/node3")
+            .file("sys/devices/system/node/has_cpu", "0-1\n");
+        assert_eq!(host_facts(&root.0).numa_nodes, Some(2));
+        root.file("sys/devices/system/node/has_cpu", "0,2-3\n");
+        assert_eq!(host_facts(&root.0).numa_nodes, Some(3));
     }
 
     #[test]
