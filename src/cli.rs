@@ -23,7 +23,7 @@ pub struct Cli {
 }
 
 /// Which machine to work on.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct MachineArgs {
     /// Run on a simulated machine: a preset name or a machine file (`--sim list` for presets).
     #[arg(long, global = true, value_name = "NAME|FILE")]

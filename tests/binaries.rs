@@ -416,13 +416,17 @@ fn nvswitch_machine(dir: &std::path::Path, gpus: usize) -> String {
 }
 
 /// Runs p2ptop, killing it past `limit`.
-fn within(args: &[&str], limit: std::time::Duration) -> Output {
-    let child = Command::new(P2PTOP)
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(P2PTOP)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// What `child` (p2ptop `args`) did, once it ended; killed and a failure past `limit`.
+fn ended_within(child: std::process::Child, args: &[&str], limit: std::time::Duration) -> Output {
     let pid = child.id();
     let (done, wait) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -438,8 +442,105 @@ fn within(args: &[&str], limit: std::time::Duration) -> Output {
     }
 }
 
-/// What p2ptop draws grows with the cells it draws: the 512-GPU matrices took minutes when
-/// every cell searched the list of all pairs (n⁴ steps); they take about a second now.
+fn within(args: &[&str], limit: std::time::Duration) -> Output {
+    ended_within(spawn(args), args, limit)
+}
+
+/// p2ptop `args`, sent `signal` half a second after it started: what it did, and how long it
+/// took to end after the signal.
+fn stopped(args: &[&str], signal: libc::c_int) -> (Output, std::time::Duration) {
+    let child = spawn(args);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let sent = std::time::Instant::now();
+    let out = ended_within(child, args, std::time::Duration::from_secs(10));
+    (out, sent.elapsed())
+}
+
+/// A stop must end a run within a second; the tests allow twice that for a loaded machine.
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether process `pid` runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_stop_while_the_probe_starts_ends_the_run_within_a_second_and_the_probe_with_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("mute-probe");
+    let probe = dir.join("mute-probe");
+    let pid_file = dir.join("probe.pid");
+    // A probe that never greets, as one stuck in the driver's start-up.
+    std::fs::write(
+        &probe,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = dir.join("report.json");
+    for (signal, command) in [(libc::SIGTERM, "run"), (libc::SIGINT, "check")] {
+        let _ = std::fs::remove_file(&pid_file);
+        let args = [
+            "--probe",
+            probe.to_str().unwrap(),
+            command,
+            "-o",
+            report.to_str().unwrap(),
+        ];
+        let (out, took) = stopped(&args, signal);
+        assert_eq!(out.status.code(), Some(130), "{command}: {out:?}");
+        assert!(took < STOP_LIMIT, "{command} took {took:?} to stop");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(stderr.contains("nothing was measured"), "{stderr}");
+        assert!(!report.exists(), "no report of a machine never opened");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while alive(pid) && std::time::Instant::now() < gone {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "the probe outlived p2ptop");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_stop_while_a_large_machine_is_built_ends_the_run_within_a_second() {
+    let dir = scratch("large-stop");
+    let machine = nvswitch_machine(&dir, 1000);
+    let report = dir.join("report.json");
+    let args = [
+        "--sim",
+        &machine,
+        "run",
+        "--format",
+        "json",
+        "-o",
+        report.to_str().unwrap(),
+    ];
+    let (out, took) = stopped(&args, libc::SIGTERM);
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(took < STOP_LIMIT, "took {took:?} to stop");
+    assert!(!report.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_512_gpu_machine_is_drawn_and_measured_in_seconds() {
     let dir = scratch("large");

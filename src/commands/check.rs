@@ -3,6 +3,7 @@
 use super::Failure;
 use super::measure::Plan;
 use super::quick;
+use super::stop::StopRequest;
 use crate::cli::{CheckArgs, MachineArgs};
 use crate::exit;
 use crate::model::topology::Topology;
@@ -18,6 +19,7 @@ pub fn run(machine: &MachineArgs, args: &CheckArgs) -> u8 {
 }
 
 fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
+    let stop = StopRequest::watch()?;
     // Inputs are read before anything is measured, so a typo costs nothing.
     let floors = floors(&args.floor)?;
     let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
@@ -28,7 +30,7 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
             .map_err(|e| Failure::new(exit::USAGE, format!("--baseline {}: {e}", path.display()))),
         _ => Ok(()),
     };
-    let report = super::measure::measure(machine, &args.run, plan, &same_shape)?;
+    let report = super::measure::measure(machine, &args.run, plan, &same_shape, &stop)?;
     let verdict = verdict::judge(&report, &floors, baseline.as_ref());
     if let (Some(path), Some(b)) = (&args.baseline, &baseline) {
         let unmatched = baseline::cells_without_figure(&report, b);
@@ -47,7 +49,7 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
             super::output(&text, Some(path))?;
         }
         super::print(format!("{}\n", quick::one_line(&report, &verdict)))?;
-        return Ok(quick::exit_code(&report, &verdict));
+        return Ok(stop.exit_code(report.run.complete, quick::exit_code(&report, &verdict)));
     }
     super::output(&text, args.run.output.as_deref())?;
     if let Some(path) = &args.run.output {
@@ -65,7 +67,7 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
         );
         return Ok(super::run::INTERRUPTED);
     }
-    Ok(verdict.exit_code())
+    Ok(stop.exit_code(report.run.complete, verdict.exit_code()))
 }
 
 /// The baseline report, refused when any of its figures cannot be.

@@ -4,6 +4,7 @@
 //! the few of `check --quick`.
 
 use super::Failure;
+use super::stop::{self, StopRequest};
 use crate::app::board::Board;
 use crate::app::feed::Feed;
 use crate::cli::{MachineArgs, RunArgs};
@@ -14,16 +15,17 @@ use crate::report::run::{Report, RunInfo};
 use crate::report::seen::TelemetrySeen;
 use crate::source::Connection;
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
 use std::time::Duration;
 
 /// A buffer may take at most this share of a GPU's memory: a GPU holds a source and a
 /// destination buffer at once, and the driver needs room of its own.
 const MAX_BUFFER_SHARE_OF_MEMORY: f64 = 0.45;
 
-/// How long to wait for the probe to finish its sample after an interrupt.
-const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long to wait for the probe to finish its sample after a stop request: a sample lasts
+/// tens of milliseconds, and the whole stop must take less than a second.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Telemetry for `check --quick`: often enough that every GPU's host copy spans frames.
 const QUICK_TELEMETRY: Duration = Duration::from_millis(100);
@@ -39,24 +41,20 @@ pub enum Plan {
 }
 
 /// Measures the selected GPUs (and the host) as `plan` says and returns the report; `complete`
-/// is false in it when the user interrupted. `accept` sees the machine before anything is
+/// is false in it when `stop` was requested first. `accept` sees the machine before anything is
 /// measured and may refuse it (a baseline of another machine).
 pub fn measure(
     machine: &MachineArgs,
     args: &RunArgs,
     plan_kind: Plan,
     accept: &dyn Fn(&Topology) -> Result<(), Failure>,
+    stop: &StopRequest,
 ) -> Result<Report, Failure> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, interrupted.clone())
-            .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot watch for Ctrl-C: {e}")))?;
-    }
     let telemetry = machine.telemetry_interval(match plan_kind {
         Plan::Full => crate::nvml::sampler::DEFAULT_INTERVAL,
         Plan::Quick => QUICK_TELEMETRY,
     });
-    let conn = super::connect(machine, false, telemetry)?;
+    let conn = connect_unless_stopped(machine, telemetry, stop)?;
     let nodes = selected_nodes(&conn.topology, machine.devices.as_deref())?;
     let settings = Settings {
         buffer_mib: args.buffer_mib,
@@ -93,14 +91,7 @@ pub fn measure(
     }
     let progress = Progress::new(work.len());
     let started = std::time::Instant::now();
-    let complete = follow(
-        &conn,
-        &mut board,
-        &mut seen,
-        &interrupted,
-        &progress,
-        work.len(),
-    );
+    let complete = follow(&conn, &mut board, &mut seen, stop, &progress, work.len());
     progress.finish();
     let elapsed_s = started.elapsed().as_secs_f64();
     Ok(Report::build(
@@ -120,26 +111,61 @@ pub fn measure(
     ))
 }
 
-/// Reads the feed into the board until `commands` are done; false when interrupted first.
+/// Opens the machine on a thread of its own and waits for it while watching `stop`: the probe
+/// may take up to a minute to greet (or never do), and a large machine file takes seconds to
+/// build. When stopped first, nothing has been measured and there is no machine to report on;
+/// the thread is left behind, and the probe dies with p2ptop.
+fn connect_unless_stopped(
+    machine: &MachineArgs,
+    telemetry: Duration,
+    stop: &StopRequest,
+) -> Result<Connection, Failure> {
+    let (opened, opening) = mpsc::channel();
+    let machine = machine.clone();
+    thread::spawn(move || {
+        let _ = opened.send(super::connect(&machine, false, telemetry));
+    });
+    loop {
+        match opening.recv_timeout(stop::POLL) {
+            Ok(connection) => return connection,
+            Err(RecvTimeoutError::Timeout) if stop.requested() => {
+                return Err(Failure::new(
+                    super::run::INTERRUPTED,
+                    "interrupted while the machine was being opened: nothing was measured and \
+                     no report was written",
+                ));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Failure::new(
+                    exit::INTERNAL,
+                    "opening the machine ended without an answer",
+                ));
+            }
+        }
+    }
+}
+
+/// Reads the feed into the board until `commands` are done; false when stopped first.
 fn follow(
     conn: &Connection,
     board: &mut Board,
     seen: &mut TelemetrySeen,
-    interrupted: &AtomicBool,
+    stop: &StopRequest,
     progress: &Progress,
     commands: usize,
 ) -> bool {
     let mut done = 0;
     let mut stopping_since = None;
     while done < commands {
-        if interrupted.load(Ordering::Relaxed) && stopping_since.is_none() {
+        if stop.requested() && stopping_since.is_none() {
             conn.send(Command::Stop);
             stopping_since = Some(std::time::Instant::now());
         }
         if stopping_since.is_some_and(|t| t.elapsed() > STOP_GRACE) {
             return false;
         }
-        let Ok(feed) = conn.feed.recv_timeout(Duration::from_millis(100)) else {
+        let Ok(feed) = conn.feed.recv_timeout(stop::POLL) else {
             continue;
         };
         board.apply(&feed);
@@ -315,6 +341,43 @@ fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_ends_the_wait_on_a_silent_probe_within_a_second() {
+        // A hang on the wall clock: the probe says nothing for the whole sample deadline.
+        let mut machine = crate::sim::load("3090-bridge").unwrap();
+        machine.hang.push((Node::Gpu(0), Node::Gpu(1)));
+        let pacing = crate::source::simulated::Pacing::WallClock {
+            telemetry: Duration::from_millis(100),
+        };
+        let conn = crate::source::simulated::open(machine, "hang", 1, pacing);
+        conn.send(Command::Measure {
+            id: 0,
+            pairs: vec![Pair {
+                src: Node::Gpu(0),
+                dst: Node::Gpu(1),
+            }],
+            ops: vec![Op::Read],
+            engines: vec![Engine::Sm],
+            settings: Settings::default(),
+        });
+        let mut board = Board::new(conn.topology.clone(), conn.simulated.clone());
+        let started = std::time::Instant::now();
+        let complete = follow(
+            &conn,
+            &mut board,
+            &mut TelemetrySeen::default(),
+            &StopRequest::made(true),
+            &Progress::new(1),
+            1,
+        );
+        assert!(!complete);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn the_plan_covers_every_flow_and_bidir_once() {

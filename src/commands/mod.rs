@@ -7,6 +7,7 @@ pub mod live;
 pub mod measure;
 pub mod quick;
 pub mod run;
+pub mod stop;
 pub mod topo;
 
 use crate::cli::MachineArgs;
