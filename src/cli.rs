@@ -127,7 +127,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     /// Change a floor (share of line rate), e.g. nvlink_ce=0.8; repeatable. Names: nvlink_ce,
-    /// nvlink_sm, pcie_ce, pcie_sm_write, pcie_sm_read, staged, device_local.
+    /// nvlink_sm, pcie_ce, pcie_sm_write, pcie_sm_read, pcie_both_ways, staged, device_local.
     #[arg(long, value_name = "NAME=SHARE")]
     pub floor: Vec<String>,
     /// A health check for a Slurm prolog, HealthCheckProgram or NHC: one SM copy each way per

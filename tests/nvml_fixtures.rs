@@ -114,7 +114,9 @@ fn four_4090s_on_pcie_are_phb_without_p2p() {
 
 #[test]
 fn nvswitch_machines_count_switch_links() {
-    for (name, links, per_link) in [("a100-sxm4-8x", 12, 25.0), ("h100-sxm5-8x", 18, 26.562)] {
+    // The H100 fixture's links report 26.562 GB/s (NVML's signalling rate); each carries 25 of
+    // data, the rate paths are judged by (see `model::line_rate::nvlink_data_gbps`).
+    for (name, links, per_link) in [("a100-sxm4-8x", 12, 25.0), ("h100-sxm5-8x", 18, 25.0)] {
         let topo = topology(name);
         assert_eq!(topo.pairs.len(), 28, "{name}");
         for pair in &topo.pairs {

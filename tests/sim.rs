@@ -4,9 +4,12 @@
 use p2ptop::model::telemetry::ThrottleReasons;
 use p2ptop::model::topology::{LinkType, P2pStatus};
 use p2ptop::probe::protocol::{Command, Engine, Event, FailureKind, Node, Op, Pair, Settings};
-use p2ptop::probe::session;
-use p2ptop::sim::bandwidth::{self, Demand, USABLE_SHARE};
+use p2ptop::probe::{plan, session};
+use p2ptop::sim::bandwidth::{self, Demand, Direction, USABLE_SHARE};
+use p2ptop::sim::machine::Machine;
+use p2ptop::sim::paths::{Path, Route};
 use p2ptop::sim::simulation::Simulation;
+use p2ptop::sim::spec::{DriverP2p, ReferenceFigure};
 use p2ptop::sim::{self, PRESETS};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -103,48 +106,133 @@ fn presets_have_the_link_types_and_p2p_codes_of_the_machines_they_model() {
     );
 }
 
-/// Every `[[reference]]` figure in every preset, reproduced within ±10%: HGX H100 CE write
-/// and bidir and SM read and write; DGX A100 CE write and SM read; the bridged 3090 pair's CE
-/// bidir; the RTX 4090's CE host→GPU; the single H100's SM host paths and CE host→GPU.
+/// A preset as a published figure was measured: with the driver's P2P state the figure names.
+fn as_measured(machine: &Machine, r: &ReferenceFigure) -> Machine {
+    let mut spec = machine.spec.clone();
+    if let Some(state) = r.driver_p2p {
+        spec.host.as_mut().unwrap().driver_p2p = state;
+    }
+    Machine::build(spec).unwrap()
+}
+
+/// What the simulator gives for a published figure: the total of the first result.
+fn simulate(machine: &Machine, r: &ReferenceFigure) -> f64 {
+    let op = match r.op.as_str() {
+        "read" => Op::Read,
+        "write" => Op::Write,
+        "bidir" => Op::Bidir,
+        other => panic!("{}: op {other}", machine.name),
+    };
+    let engine = match r.engine.as_str() {
+        "sm" => Engine::Sm,
+        "ce" => Engine::Ce,
+        other => panic!("{}: engine {other}", machine.name),
+    };
+    let machine = as_measured(machine, r);
+    let p = pair(node(&r.src), node(&r.dst));
+    if op == Op::Bidir && machine.path(p.src, p.dst).route == Route::Staged {
+        return staged_both_ways_at_once(&machine, p);
+    }
+    let mut s = Simulation::new(machine, 1);
+    total(&run(&mut s, vec![measure(vec![p], op, engine)]))
+}
+
+/// Both directions of a pair without peer access copied at once, as p2pBandwidthLatencyTest
+/// does: what the model's sharing gives them together. (p2ptop's own probe issues the two
+/// staged copies one after the other, since the driver returns from each only when it is done,
+/// so its `bidir` on such a pair is the sum of two one-way figures.)
+fn staged_both_ways_at_once(machine: &Machine, p: Pair) -> f64 {
+    let s = Simulation::new(machine.clone(), 1);
+    let transfers = plan::transfers(p, Op::Bidir).unwrap();
+    let paths: Vec<Path> = transfers
+        .iter()
+        .map(|t| machine.path(t.src, t.dst))
+        .collect();
+    let demands: Vec<Demand> = transfers
+        .iter()
+        .zip(&paths)
+        .map(|(t, path)| Demand {
+            alone_gbps: s.alone_gbps(t, path, Engine::Ce).unwrap(),
+            path,
+            direction: Direction::of(t),
+        })
+        .collect();
+    bandwidth::share(machine, &demands).iter().sum()
+}
+
+/// How far `got` lies outside the published range (0 inside it), as a share of the bound.
+fn outside(got: f64, r: &ReferenceFigure) -> f64 {
+    let [lo, hi] = r.range.unwrap_or([r.gbps, r.gbps]);
+    if got < lo {
+        got / lo - 1.0
+    } else if got > hi {
+        got / hi - 1.0
+    } else {
+        0.0
+    }
+}
+
+/// Every `[[reference]]` figure of every preset against the simulator. A figure a constant of
+/// the model was fitted to must come out within 5% of its published range: that shows only
+/// that the fit still holds, and a drifted constant or a GB/GiB slip (7.4%) fails it. A figure
+/// the model was not fitted to is the evidence: within 10% of its published range, since the
+/// preset is not the very machine that was measured. Two-way (bidir) and staged (no peer
+/// access) figures are among both kinds.
 #[test]
-fn calibrated_presets_reproduce_their_published_figures_within_ten_percent() {
-    let mut checked = 0;
+fn presets_reproduce_their_published_figures() {
+    let mut independent = Vec::new();
+    let mut fitted = 0;
     for (name, _) in PRESETS {
         let machine = sim::load(name).unwrap();
         for r in machine.spec.reference.clone() {
-            let op = match r.op.as_str() {
-                "read" => Op::Read,
-                "write" => Op::Write,
-                "bidir" => Op::Bidir,
-                other => panic!("{name}: op {other}"),
-            };
-            let engine = if r.engine == "sm" {
-                Engine::Sm
-            } else {
-                Engine::Ce
-            };
-            let mut s = Simulation::new(machine.clone(), 1);
-            let events = run(
-                &mut s,
-                vec![measure(vec![pair(node(&r.src), node(&r.dst))], op, engine)],
-            );
-            let got = total(&events);
-            let off = got / r.gbps - 1.0;
-            assert!(
-                off.abs() <= 0.10,
-                "{name} {} → {} {} {}: simulated {got:.1} GB/s, published {} ({}), off by {:.1}%",
+            let got = simulate(&machine, &r);
+            let off = outside(got, &r);
+            let allowed = if r.fitted { 0.05 } else { 0.10 };
+            println!(
+                "{name:<16} {:>4} → {:<4} {:<5} {} {:<8} published {:>6.1} {:?}  simulated {got:>6.1}  outside {:+.1}%  {}",
                 r.src,
                 r.dst,
                 r.op,
                 r.engine,
+                if r.fitted { "fitted" } else { "held out" },
                 r.gbps,
+                r.range,
+                off * 100.0,
+                r.source
+            );
+            assert!(
+                off.abs() <= allowed,
+                "{name} {} → {} {} {} ({}): simulated {got:.1} GB/s, published {} {:?} ({}), \
+                 {:.1}% outside",
+                r.src,
+                r.dst,
+                r.op,
+                r.engine,
+                if r.fitted { "fitted" } else { "independent" },
+                r.gbps,
+                r.range,
                 r.source,
                 off * 100.0
             );
-            checked += 1;
+            if r.fitted {
+                fitted += 1;
+            } else {
+                let route = as_measured(&machine, &r)
+                    .path(node(&r.src), node(&r.dst))
+                    .route;
+                independent.push((r.op.clone(), route == Route::Staged));
+            }
         }
     }
-    assert!(checked >= 11, "only {checked} reference figures checked");
+    assert!(fitted >= 12, "only {fitted} fitted figures checked");
+    assert!(
+        independent.len() >= 8,
+        "only {} independent figures",
+        independent.len()
+    );
+    let two_way = independent.iter().filter(|(op, _)| op == "bidir").count();
+    let staged = independent.iter().filter(|(_, staged)| *staged).count();
+    assert!(two_way >= 4 && staged >= 3, "{independent:?}");
 }
 
 #[test]
@@ -168,14 +256,22 @@ fn sm_copies_lose_more_than_copy_engines_on_nvlink_and_pcie_writes_beat_reads() 
 #[test]
 fn pairs_without_p2p_are_staged_through_host_for_copy_engines_and_refused_for_kernels() {
     let mut s = simulation("3090-pcie");
-    let events = run(
+    let staged = total(&run(
         &mut s,
         vec![measure(vec![gpus(0, 1)], Op::Write, Engine::Ce)],
-    );
-    let staged = total(&events);
+    ));
+    let host = total(&run(
+        &mut s,
+        vec![measure(
+            vec![pair(Node::Host, Node::Gpu(1))],
+            Op::Read,
+            Engine::Ce,
+        )],
+    ));
+    // Staging costs more than either leg alone, but both legs run at once (pipelined).
     assert!(
-        staged > 10.0 && staged < 0.7 * 31.5,
-        "staged copy at {staged} GB/s"
+        staged < 0.9 * host && staged > 0.6 * host,
+        "staged {staged} GB/s against host→GPU {host}"
     );
     let events = run(
         &mut s,
@@ -183,6 +279,22 @@ fn pairs_without_p2p_are_staged_through_host_for_copy_engines_and_refused_for_ke
     );
     assert!(events.iter().any(|e| matches!(e,
         Event::PairError { kind: FailureKind::Unsupported, message, .. } if message.contains("staged through host memory"))));
+}
+
+/// The probe issues staged copies one after the other, so `bidir` on a pair without peer
+/// access is two one-way copies; the same two at once share each GPU's link (a read's requests
+/// meet the other copy's writes) and deliver less, as p2pBandwidthLatencyTest shows.
+#[test]
+fn staged_copies_of_one_sample_run_one_after_the_other() {
+    let machine = sim::load("4090x4").unwrap();
+    let one_way = rate(&machine, gpus(0, 1), Op::Write, Engine::Ce);
+    let bidir = rate(&machine, gpus(0, 1), Op::Bidir, Engine::Ce);
+    assert!(
+        (bidir / (2.0 * one_way) - 1.0).abs() < 0.02,
+        "{bidir} against {one_way}"
+    );
+    let at_once = staged_both_ways_at_once(&machine, gpus(0, 1));
+    assert!(at_once < 0.8 * bidir, "{at_once} at once against {bidir}");
 }
 
 /// Random sets of concurrent transfers on every preset: no resource carries more than its
@@ -211,14 +323,25 @@ fn contention_never_exceeds_a_shared_capacity() {
                 .map(|path| Demand {
                     alone_gbps: machine.path_line_rate(path) * 0.87,
                     path,
+                    direction: if rng.bool() {
+                        Direction::Pull
+                    } else {
+                        Direction::Push
+                    },
                 })
                 .collect();
             let rates = bandwidth::share(&machine, &demands);
             let mut load = BTreeMap::new();
             for (d, rate) in demands.iter().zip(&rates) {
                 assert!(*rate <= d.alone_gbps + 1e-6);
-                for r in &d.path.resources {
-                    *load.entry(*r).or_insert(0.0) += rate;
+                // A staged copy loads its PCIe legs above what it delivers (the stall).
+                let leg = if d.path.route == Route::Staged {
+                    rate / (1.0 - rate * machine.staging_ms_per_gb() / 1e3)
+                } else {
+                    *rate
+                };
+                for (r, weight) in machine.loads(d.path, d.direction) {
+                    *load.entry(r).or_insert(0.0) += leg * weight;
                 }
             }
             for (r, carried) in load {
@@ -232,48 +355,84 @@ fn contention_never_exceeds_a_shared_capacity() {
     }
 }
 
-#[test]
-fn flows_through_a_switch_uplink_share_it_and_fill_it() {
-    let machine = sim::load("pcie-dual-socket").unwrap();
-    // GPU0-3 sit below socket 0's top switch; every copy to socket 1 leaves through its uplink.
-    let paths: Vec<_> = [(0, 4), (1, 5), (2, 6), (3, 7)]
-        .iter()
-        .map(|&(a, b)| machine.path(Node::Gpu(a), Node::Gpu(b)))
-        .collect();
+/// Writes with no limit of their own on `paths`: what the shared hardware gives each.
+fn unbounded(machine: &Machine, paths: &[Path]) -> Vec<f64> {
     let demands: Vec<Demand> = paths
         .iter()
         .map(|path| Demand {
-            alone_gbps: 26.0,
+            alone_gbps: f64::INFINITY,
             path,
+            direction: Direction::Push,
         })
         .collect();
-    let rates = bandwidth::share(&machine, &demands);
-    let uplink = 1.969 * 16.0 * USABLE_SHARE; // PCIe 4.0 x16, 90% usable
+    bandwidth::share(machine, &demands)
+}
+
+#[test]
+fn flows_across_the_socket_link_share_it_and_fill_it() {
+    let machine = sim::load("pcie-dual-socket").unwrap();
+    let path = |a, b| machine.path(Node::Gpu(a), Node::Gpu(b));
+    // GPU0-3 sit below socket 0's top switch; every copy to socket 1 crosses the socket link.
+    let across: Vec<Path> = [(0, 4), (1, 5), (2, 6), (3, 7)]
+        .iter()
+        .map(|&(a, b)| path(a, b))
+        .collect();
+    let link = unbounded(&machine, &across[..1])[0];
+    let rates = unbounded(&machine, &across);
     let sum: f64 = rates.iter().sum();
     assert!(
-        (sum - uplink).abs() < 1e-6,
-        "the uplink carries {sum} of {uplink}"
+        (sum - link).abs() < 1e-6,
+        "together {sum}, one alone {link}"
     );
     for r in &rates {
-        assert!((r - uplink / 4.0).abs() < 1e-6, "unequal shares {rates:?}");
+        assert!((r - link / 4.0).abs() < 1e-6, "unequal shares {rates:?}");
     }
     // Alone, a transfer is limited only by what it reaches by itself.
-    assert_eq!(bandwidth::share(&machine, &demands[..1]), vec![26.0]);
+    let demand = [Demand {
+        alone_gbps: 20.0,
+        path: &across[0],
+        direction: Direction::Push,
+    }];
+    assert_eq!(bandwidth::share(&machine, &demand), vec![20.0]);
     // Two copies out of one GPU split its own link; a third elsewhere is untouched.
-    let more: Vec<_> = [(0, 1), (0, 4), (5, 6)]
-        .iter()
-        .map(|&(a, b)| machine.path(Node::Gpu(a), Node::Gpu(b)))
-        .collect();
-    let demands: Vec<Demand> = more
-        .iter()
-        .map(|path| Demand {
-            alone_gbps: 26.0,
-            path,
-        })
-        .collect();
-    let rates = bandwidth::share(&machine, &demands);
-    assert!((rates[0] - uplink / 2.0).abs() < 1e-6 && (rates[1] - uplink / 2.0).abs() < 1e-6);
-    assert_eq!(rates[2], 26.0);
+    let own_link = unbounded(&machine, &[path(0, 1)])[0];
+    let rates = unbounded(&machine, &[path(0, 1), path(0, 4), path(5, 6)]);
+    assert!((rates[0] - own_link / 2.0).abs() < 1e-6, "{rates:?}");
+    assert!((rates[1] - own_link / 2.0).abs() < 1e-6, "{rates:?}");
+    assert_eq!(rates[2], unbounded(&machine, &[path(5, 6)])[0]);
+}
+
+/// Host→GPU and GPU→host at once: the host→GPU read's requests travel up the same link as the
+/// GPU→host writes, so the pair carries less than twice one way; two writes both ways between
+/// peers do not meet that (posted writes need no requests).
+#[test]
+fn a_pcie_read_and_a_write_in_opposite_directions_share_the_link() {
+    let machine = sim::load("pcie-dual-socket").unwrap();
+    let rate = |src, dst, op| rate(&machine, pair(src, dst), op, Engine::Ce);
+    let one_way = rate(Node::Host, Node::Gpu(0), Op::Read);
+    let both = rate(Node::Host, Node::Gpu(0), Op::Bidir);
+    assert!(both < 1.6 * one_way, "both ways {both}, one way {one_way}");
+    let peer_one_way = rate(Node::Gpu(0), Node::Gpu(1), Op::Write);
+    let peer_both = rate(Node::Gpu(0), Node::Gpu(1), Op::Bidir);
+    assert!(
+        (peer_both / (2.0 * peer_one_way) - 1.0).abs() < 0.02,
+        "peer both ways {peer_both}, one way {peer_one_way}"
+    );
+}
+
+#[test]
+fn a_sys_pair_is_slower_than_a_pix_pair_on_the_dual_socket_preset() {
+    let machine = sim::load("pcie-dual-socket").unwrap();
+    let topo = machine.topology();
+    assert_eq!(topo.link(0, 1), Some(LinkType::Pix));
+    assert_eq!(topo.link(1, 6), Some(LinkType::Sys));
+    for engine in [Engine::Ce, Engine::Sm] {
+        for op in [Op::Read, Op::Write, Op::Bidir] {
+            let pix = rate(&machine, gpus(0, 1), op, engine);
+            let sys = rate(&machine, gpus(1, 6), op, engine);
+            assert!(sys < 0.9 * pix, "{op:?} {engine:?}: SYS {sys}, PIX {pix}");
+        }
+    }
 }
 
 fn stress(pairs: Vec<Pair>, op: Op, engine: Engine) -> Command {
@@ -315,8 +474,8 @@ fn stress_3090_bridge(
     (rates, s)
 }
 
-/// Every GPU of an HGX H100 writing to every other at once: each GPU's NVSwitch ports (18 ×
-/// 25 GB/s, 90% usable) are shared by its seven outgoing copies.
+/// Every GPU of an HGX H100 writing to every other at once: what each GPU's NVSwitch ports
+/// carry is shared by its seven outgoing copies.
 #[test]
 fn stress_shares_each_gpus_nvlink_ports_among_its_copies() {
     let mut s = simulation("hgx-h100");
@@ -332,7 +491,9 @@ fn stress_shares_each_gpus_nvlink_ports_among_its_copies() {
         })
         .collect();
     assert_eq!(totals.len(), 56);
-    let fair = 450.0 * USABLE_SHARE / 7.0;
+    let machine = sim::load("hgx-h100").unwrap();
+    let ports = unbounded(&machine, &[machine.path(Node::Gpu(0), Node::Gpu(1))])[0];
+    let fair = ports / 7.0;
     for t in &totals {
         assert!(
             (t / fair - 1.0).abs() < 0.03,
@@ -592,4 +753,309 @@ fn machine_files_with_mistakes_say_what_and_where() {
         r#"{"name": "x", "summary": "y", "preset": "nope"}"#,
     );
     assert!(json.contains("preset \"nope\" does not exist"), "{json}");
+}
+
+/// A preset's machine with its host changed by `change`.
+fn with_host(preset: &str, change: impl FnOnce(&mut sim::spec::HostSpec)) -> Machine {
+    let mut spec = sim::load(preset).unwrap().spec;
+    change(spec.host.as_mut().unwrap());
+    Machine::build(spec).unwrap()
+}
+
+/// P2P disabled in the driver (a registry key) on NVLink GPUs: `topo` still shows NV18 but
+/// every pair says DR, copy engines stage over PCIe at the published 36–38 GB/s, kernels are
+/// refused.
+#[test]
+fn p2p_disabled_in_the_driver_stages_nvlink_pairs_over_pcie() {
+    let off = with_host("hgx-h100", |h| h.driver_p2p = DriverP2p::Disabled);
+    let topo = off.topology();
+    assert_eq!(topo.link(0, 1), Some(LinkType::NvLink(18)));
+    assert_eq!(topo.p2p(0, 1).unwrap().read, P2pStatus::Dr);
+    assert_eq!(topo.p2p(0, 1).unwrap().nvlink, P2pStatus::Dr);
+    assert_eq!(off.path(Node::Gpu(0), Node::Gpu(1)).route, Route::Staged);
+    let staged = rate(&off, gpus(0, 1), Op::Write, Engine::Ce);
+    assert!((36.3..=38.1).contains(&staged), "staged at {staged} GB/s");
+    let events = run(
+        &mut Simulation::new(off, 1),
+        vec![measure(vec![gpus(0, 1)], Op::Write, Engine::Sm)],
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::PairError {
+            kind: FailureKind::Unsupported,
+            ..
+        }
+    )));
+}
+
+/// A patched driver gives GeForce cards peer access over PCIe, which the model forbids.
+#[test]
+fn a_patched_driver_gives_geforce_cards_peer_access() {
+    let stock = sim::load("4090x4").unwrap();
+    let patched = with_host("4090x4", |h| h.driver_p2p = DriverP2p::Patched);
+    assert_eq!(stock.topology().p2p(0, 1).unwrap().read, P2pStatus::Gns);
+    assert_eq!(patched.topology().p2p(0, 1).unwrap().read, P2pStatus::Ok);
+    assert_eq!(patched.path(Node::Gpu(0), Node::Gpu(1)).route, Route::Pcie);
+    let hello = patched.hello();
+    let p2ptop::probe::protocol::Event::Hello { peers, .. } = hello else {
+        panic!("{hello:?}")
+    };
+    assert!(peers.iter().all(|p| p.can_access));
+    // Peer copies no longer pay for staging.
+    assert!(
+        rate(&patched, gpus(0, 1), Op::Write, Engine::Ce)
+            > 1.05 * rate(&stock, gpus(0, 1), Op::Write, Engine::Ce)
+    );
+}
+
+/// A Gen4 card in a Gen3 slot (or below a Gen3 root port) trains at Gen3, and NVML's maximum
+/// says so, as the real one reports what card and slot both support.
+#[test]
+fn a_gen4_card_in_a_gen3_slot_trains_at_gen3() {
+    let mut spec = sim::load("4090x4").unwrap().spec;
+    spec.gpus[1].slot = Some("3.0 x16".into());
+    let machine = Machine::build(spec).unwrap();
+    let pcie = &machine.topology().gpus[1].pcie;
+    assert_eq!((pcie.gen_max, pcie.width_max), (Some(3), Some(16)));
+    assert_eq!(machine.topology().gpus[0].pcie.gen_max, Some(4));
+    let h2d = |g| {
+        rate(
+            &machine,
+            pair(Node::Host, Node::Gpu(g)),
+            Op::Read,
+            Engine::Ce,
+        )
+    };
+    assert!(
+        (h2d(1) / h2d(0) - 0.5).abs() < 0.01,
+        "{} vs {}",
+        h2d(1),
+        h2d(0)
+    );
+
+    let mut spec = sim::load("dgx-a100").unwrap().spec;
+    spec.roots.get_mut("r1").unwrap().pcie = Some("3.0 x8".into());
+    let machine = Machine::build(spec).unwrap();
+    // GPU2 and GPU3 sit below r1's switch, whose uplink now trains at 3.0 x8.
+    let up = |g| {
+        rate(
+            &machine,
+            pair(Node::Gpu(g), Node::Host),
+            Op::Write,
+            Engine::Ce,
+        )
+    };
+    assert!(up(2) < 0.3 * up(0), "{} vs {}", up(2), up(0));
+}
+
+#[test]
+fn nvlink_counts_are_checked_per_model() {
+    let mut spec = sim::load("hgx-h100").unwrap().spec;
+    spec.nvlink.nvswitch_links = Some(40);
+    let err = Machine::build(spec).unwrap_err();
+    assert!(
+        err.contains("40 NVLinks") && err.contains("H100") && err.contains("18"),
+        "{err}"
+    );
+    let mut spec = sim::load("3090-bridge").unwrap().spec;
+    spec.nvlink.bridges = vec![[0, 1, 6]];
+    let err = Machine::build(spec.clone()).unwrap_err();
+    assert!(err.contains("6 NVLinks") && err.contains("has 4"), "{err}");
+    // A model that really has more says so.
+    spec.models.get_mut("rtx3090").unwrap().nvlinks = Some(6);
+    assert_eq!(
+        Machine::build(spec).unwrap().topology().link(0, 1),
+        Some(LinkType::NvLink(6))
+    );
+}
+
+/// Linux numbers the first thread of every core on every socket first: on two sockets of 56
+/// cores × 2 threads, socket 0 holds CPUs 0-55 and 112-167, as `nvidia-smi topo -m` prints.
+#[test]
+fn dual_socket_cpus_are_numbered_as_linux_numbers_them() {
+    let topo = sim::load("hgx-h100").unwrap().topology();
+    assert_eq!(topo.gpus[0].cpu_affinity.as_deref(), Some("0-55,112-167"));
+    assert_eq!(topo.gpus[7].cpu_affinity.as_deref(), Some("56-111,168-223"));
+    let one = with_host("hgx-h100", |h| {
+        h.cpus = 32;
+        h.threads_per_core = 2;
+    });
+    assert_eq!(
+        one.topology().gpus[4].cpu_affinity.as_deref(),
+        Some("8-15,24-31")
+    );
+    let single = sim::load("3090-bridge").unwrap().topology();
+    assert_eq!(single.gpus[0].cpu_affinity.as_deref(), Some("0-31"));
+}
+
+/// Writes `text` as a machine file and loads it; the error it gives.
+fn load_error(name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("p2ptop-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let err = sim::load(path.to_str().unwrap()).err();
+    std::fs::remove_file(&path).unwrap();
+    err.unwrap_or_else(|| panic!("{name} loaded"))
+}
+
+/// Values no machine has are refused before anything runs, naming the key: a memory peak of
+/// 0 once stalled the thermal model and NaN showed as `NaN°C`.
+#[test]
+fn machine_files_with_impossible_values_name_the_key() {
+    let preset = |name: &str| PRESETS.iter().find(|(n, _)| *n == name).unwrap().1;
+    let cases = [
+        (
+            "hgx-h100",
+            "memory_peak_gbps = 3350.0",
+            "memory_peak_gbps = 0.0",
+            "models.h100.memory_peak_gbps",
+        ),
+        (
+            "hgx-h100",
+            "memory_peak_gbps = 3350.0",
+            "memory_peak_gbps = -1.0",
+            "models.h100.memory_peak_gbps",
+        ),
+        (
+            "hgx-h100",
+            "power_limit_w = 700.0",
+            "power_limit_w = 0.0",
+            "models.h100.power_limit_w",
+        ),
+        (
+            "hgx-h100",
+            "pcie = \"5.0 x16\"\npcie_p2p",
+            "pcie = \"5.0 x0\"\npcie_p2p",
+            "models.h100.pcie",
+        ),
+        (
+            "hgx-h100",
+            "ambient_c = 25.0",
+            "ambient_c = nan",
+            "host.ambient_c",
+        ),
+        (
+            "hgx-h100",
+            "cooling_c_per_w = 0.07",
+            "cooling_c_per_w = inf",
+            "models.h100.cooling_c_per_w",
+        ),
+        (
+            "hgx-h100",
+            "slowdown_c = 89.0",
+            "slowdown_c = -inf",
+            "models.h100.slowdown_c",
+        ),
+        (
+            "hgx-h100",
+            "thermal_time_constant_s = 40.0",
+            "thermal_time_constant_s = 0.0",
+            "models.h100.thermal_time_constant_s",
+        ),
+        (
+            "hgx-h100",
+            "socket_link_gbps = 60.0",
+            "socket_link_gbps = nan",
+            "host.socket_link_gbps",
+        ),
+        (
+            "hgx-h100",
+            "[roots.r0]\nsocket = 0\ngbps = 64.0",
+            "[roots.r0]\nsocket = 0\ngbps = 0.0",
+            "roots.r0.gbps",
+        ),
+        (
+            "hgx-h100",
+            "iommu = \"passthrough\"",
+            "iommu = \"on\"",
+            "host.iommu",
+        ),
+        ("hgx-h100", "cpus = 224", "cpus = 225", "host.cpus"),
+        (
+            "hgx-h100",
+            "nvswitch_links = 18",
+            "nvswitch_links = 18\nbridges = [[0, 1, 2]]",
+            "bridges or nvswitch_links",
+        ),
+        (
+            "hgx-h100",
+            "[switches.sw0]",
+            "[roots.sw0]\nsocket = 0\ngbps = 64.0\n[switches.sw0]",
+            "switches.sw0",
+        ),
+        (
+            "3090-bridge",
+            "cooling_c_per_w = 0.26",
+            "cooling_c_per_w = nan",
+            "gpus[0].cooling_c_per_w",
+        ),
+        (
+            "3090-bridge",
+            "nvlink_link_gbps = 14.0625",
+            "nvlink_link_gbps = 0.0",
+            "models.rtx3090.nvlink_link_gbps",
+        ),
+    ];
+    for (name, from, to, key) in cases {
+        let text = preset(name);
+        assert!(text.contains(from), "{name} has no {from:?}");
+        let err = load_error("bad.toml", &text.replacen(from, to, 1));
+        assert!(err.contains(key), "{to:?}: {err}");
+    }
+    let host_to_host = load_error(
+        "hh.toml",
+        "name = \"x\"\npreset = \"hgx-h100\"\n[[faults]]\nkind = \"corrupt\"\nsrc = \"host\"\ndst = \"host\"\n",
+    );
+    assert!(
+        host_to_host.contains("faults[0]") && host_to_host.contains("host → host"),
+        "{host_to_host}"
+    );
+    let cap = load_error(
+        "cap.toml",
+        "name = \"x\"\npreset = \"hgx-h100\"\n[[faults]]\nkind = \"power_cap\"\ngpu = 0\nwatts = nan\n",
+    );
+    assert!(cap.contains("faults[0].watts"), "{cap}");
+}
+
+/// A file that names a preset needs no summary of its own: it keeps the preset's.
+#[test]
+fn a_machine_file_may_leave_out_its_summary() {
+    let path = std::env::temp_dir().join(format!("p2ptop-{}-nosummary.toml", std::process::id()));
+    std::fs::write(&path, "name = \"mine\"\npreset = \"dgx-a100\"\n").unwrap();
+    let machine = sim::load(path.to_str().unwrap());
+    std::fs::remove_file(&path).unwrap();
+    let machine = machine.unwrap();
+    assert_eq!(machine.name, "mine");
+    assert!(machine.spec.summary.contains("A100"));
+}
+
+/// `--sim` reads at most a few MiB: `/dev/zero` is refused at once, not read without end, and
+/// the binary says so with exit code 2 (usage), as it does for a bad value, naming the key.
+#[test]
+fn the_binary_refuses_endless_and_impossible_machine_files_with_exit_2() {
+    let p2ptop = env!("CARGO_BIN_EXE_p2ptop");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(p2ptop)
+        .args(["--sim", "/dev/zero", "topo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MiB"), "{stderr}");
+    assert!(started.elapsed().as_secs() < 10);
+    let text = PRESETS[0]
+        .1
+        .replacen("memory_peak_gbps = 936.0", "memory_peak_gbps = 0.0", 1);
+    let path = std::env::temp_dir().join(format!("p2ptop-{}-zero.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(p2ptop)
+        .args(["--sim", path.to_str().unwrap(), "run"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("models.rtx3090.memory_peak_gbps"),
+        "{stderr}"
+    );
 }

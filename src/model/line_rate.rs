@@ -80,11 +80,43 @@ pub fn between(a: &Gpu, b: &Gpu, link: LinkType) -> Option<LineRate> {
     }
 }
 
-/// `count` bonded NVLinks of `per_link` GB/s each.
+/// NVLink speeds NVML reports as the signalling rate, with the data rate each carries.
+///
+/// An H100's NVLink 4 runs two lanes of 106.25 Gb/s PAM4, 212.5 Gb/s or 26.5625 GB/s per
+/// direction, which NVML reports (26.562 GB/s in `nvidia-smi nvlink -s`); after forward error
+/// correction it carries 200 Gb/s, 25 GB/s, the figure NVIDIA's "900 GB/s over 18 links" is
+/// made of. p2ptop judges every path by what it carries after line encoding (PCIe after
+/// 128b/130b, NVLink after FEC), the rate every published efficiency is a share of (371–377 of
+/// 450 GB/s on HGX H100); against 26.562 a healthy H100 would read 78%. A100 (NVLink 3, 4 × 50
+/// Gb/s NRZ) and GA102 boards report their data rates, 25 and 14.0625, and pass unchanged.
+const SIGNALLING_TO_DATA_GBPS: [(f64, f64); 1] = [(26.5625, 25.0)];
+
+/// The per-direction data rate of one NVLink whose speed NVML reports as `reported` GB/s.
+pub fn nvlink_data_gbps(reported: f64) -> f64 {
+    SIGNALLING_TO_DATA_GBPS
+        .iter()
+        // NVML reports whole MB/s: 26562 for 26.5625.
+        .find(|(signalling, _)| (reported - signalling).abs() < 0.005)
+        .map_or(reported, |&(_, data)| data)
+}
+
+/// `count` bonded NVLinks whose speed NVML reports as `per_link` GB/s each, at their data
+/// rate (see [`nvlink_data_gbps`]); the basis says when the two differ.
 pub fn nvlinks(count: u32, per_link: f64) -> LineRate {
+    let data = nvlink_data_gbps(per_link);
+    let basis = if data == per_link {
+        format!("{count} NVLink × {} GB/s", trim(per_link))
+    } else {
+        // Short enough for the live view's detail line at 80 columns.
+        format!(
+            "{count} × {} GB/s data, NVML {}",
+            trim(data),
+            trim(per_link)
+        )
+    };
     LineRate {
-        gbps: per_link * f64::from(count),
-        basis: format!("{count} NVLink × {} GB/s", trim(per_link)),
+        gbps: data * f64::from(count),
+        basis,
     }
 }
 
@@ -200,6 +232,17 @@ mod tests {
             nvlink_table_gbps("4.0", "NVIDIA H100 80GB HBM3"),
             Some(25.0)
         );
+    }
+
+    #[test]
+    fn an_h100_nvlink_is_judged_at_its_data_rate_not_nvml_s_signalling_rate() {
+        let rate = nvlinks(18, 26.562);
+        assert_eq!(rate.gbps, 450.0);
+        assert_eq!(rate.basis, "18 × 25 GB/s data, NVML 26.562");
+        // Rates NVML already gives as data rates (A100, GA102) pass unchanged.
+        assert_eq!(nvlinks(12, 25.0).gbps, 300.0);
+        assert_eq!(nvlinks(12, 25.0).basis, "12 NVLink × 25 GB/s");
+        assert_eq!(nvlink_data_gbps(14.062), 14.062);
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl Level {
 /// about 0.8 (SM requests carry at most 128 B of payload, so they trail CE); on PCIe, CE reaches
 /// about 0.8 (RTX 4090 24–26 of 31.5), posted SM writes about 0.8 (H100 device→host 52.8 of 63)
 /// and SM reads only about 0.55 (35.2 of 63: reads are limited by outstanding requests); copies
-/// staged through host memory reach about 0.59 (36–38 of 63 with P2P disabled). Device-local
+/// staged through host memory reach about 0.59 (36–38 of 63 with P2P disabled). A host path both
+/// ways at once carries a read and a write on one PCIe link, and the read's requests travel with
+/// the writes: A100 PCIe 4.0 keeps 24 GB/s one way and 12–13 the other (0.4 of 31.5, nvbandwidth#11),
+/// so each direction of a host bidir has a floor of its own. Device-local
 /// copies reach 0.8–0.9 of half the memory peak. Each floor sits 0.15–0.2 below the healthy
 /// figure: far enough that run-to-run noise and a warm GPU pass, close enough that a link
 /// trained down, a lost NVLink or traffic detoured through the root complex fails.
@@ -58,6 +61,8 @@ pub struct Floors {
     pub pcie_ce: f64,
     pub pcie_sm_write: f64,
     pub pcie_sm_read: f64,
+    /// Each direction of a host path both ways at once (a read and a write on one link).
+    pub pcie_both_ways: f64,
     /// GPU to GPU through host memory (no peer access; copy engines only).
     pub staged: f64,
     /// A GPU's copy within its own memory, as a share of half the memory peak.
@@ -72,6 +77,7 @@ impl Default for Floors {
             pcie_ce: 0.65,
             pcie_sm_write: 0.6,
             pcie_sm_read: 0.4,
+            pcie_both_ways: 0.3,
             staged: 0.4,
             device_local: 0.6,
         }
@@ -100,12 +106,13 @@ impl Floors {
             "pcie_ce" => &mut self.pcie_ce,
             "pcie_sm_write" => &mut self.pcie_sm_write,
             "pcie_sm_read" => &mut self.pcie_sm_read,
+            "pcie_both_ways" => &mut self.pcie_both_ways,
             "staged" => &mut self.staged,
             "device_local" => &mut self.device_local,
             _ => {
                 return Err(format!(
                     "no floor {name:?}; floors: nvlink_ce, nvlink_sm, pcie_ce, pcie_sm_write, \
-                     pcie_sm_read, staged, device_local"
+                     pcie_sm_read, pcie_both_ways, staged, device_local"
                 ));
             }
         };
@@ -129,6 +136,10 @@ impl Floors {
             }
             (Some(LinkType::NvLink(_)), Engine::Sm) => {
                 (self.nvlink_sm, "NVLink SM floor (nvlink_sm)")
+            }
+            // The host is an end (no link type): a read and a write share its PCIe link.
+            (None, _) if cell.op == Op::Bidir => {
+                (self.pcie_both_ways, "PCIe both-ways floor (pcie_both_ways)")
             }
             (_, Engine::Ce) => (self.pcie_ce, "PCIe CE floor (pcie_ce)"),
             (_, Engine::Sm) if pulls => (self.pcie_sm_read, "PCIe SM pull floor (pcie_sm_read)"),

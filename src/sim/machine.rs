@@ -1,7 +1,7 @@
 //! A machine file resolved into GPUs with their place in the PCIe tree, NVLinks and faults, and
 //! the topology NVML would report for it.
 
-use super::spec::{Fault, GpuSpec, ModelSpec, Spec, parse_pcie};
+use super::spec::{DriverP2p, Fault, GpuSpec, ModelSpec, Spec, parse_pcie};
 use crate::model::line_rate;
 use crate::model::topology::{
     Gpu, Host, Iommu, LinkType, NvLink, NvLinkRemote, P2pCaps, P2pStatus, PairLink, PcieLink,
@@ -51,6 +51,8 @@ pub struct SimRoot {
     pub name: String,
     pub socket: u32,
     pub gbps: f64,
+    /// The port's own link (generation, width), when the file gives one.
+    pub link: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +77,7 @@ pub struct Machine {
 impl Machine {
     /// Resolves a full machine description (a preset, or a file with its preset merged in).
     pub fn build(spec: Spec) -> Result<Machine, String> {
+        super::check::spec(&spec)?;
         let host = spec
             .host
             .as_ref()
@@ -82,21 +85,21 @@ impl Machine {
         if spec.gpus.is_empty() {
             return Err("the machine has no GPUs: add [[gpus]] entries".into());
         }
-        if host.sockets == 0 || host.cpus < host.sockets {
-            return Err("[host] needs at least one socket and one CPU per socket".into());
-        }
         if host.sockets > 1 && host.socket_link_gbps.is_none() {
             return Err("[host] socket_link_gbps is needed with more than one socket".into());
         }
-        let roots: Vec<SimRoot> = spec
+        let roots = spec
             .roots
             .iter()
-            .map(|(name, r)| SimRoot {
-                name: name.clone(),
-                socket: r.socket,
-                gbps: r.gbps,
+            .map(|(name, r)| {
+                Ok(SimRoot {
+                    name: name.clone(),
+                    socket: r.socket,
+                    gbps: r.gbps,
+                    link: r.pcie.as_deref().map(parse_pcie).transpose()?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         if let Some(r) = roots.iter().find(|r| r.socket >= host.sockets) {
             return Err(format!(
                 "root port {:?} is on socket {} but the host has {} socket(s)",
@@ -107,8 +110,10 @@ impl Machine {
             .switches
             .iter()
             .map(|(name, s)| {
-                let (generation, width) =
-                    parse_pcie(&s.pcie).map_err(|e| format!("switch {name:?}: {e}"))?;
+                let own = parse_pcie(&s.pcie).map_err(|e| format!("switch {name:?}: {e}"))?;
+                // An uplink into a root port trains no higher than the port's own link.
+                let port = roots.iter().find(|r| r.name == s.up).and_then(|r| r.link);
+                let (generation, width) = lowest(own, port);
                 Ok(SimSwitch {
                     name: name.clone(),
                     uplink_gbps: pcie_gbps(generation, width)?,
@@ -294,11 +299,15 @@ impl Machine {
         if self.gpus[a as usize].mig || self.gpus[b as usize].mig {
             return P2pCaps::all(P2pStatus::Ns);
         }
+        let driver = self.host().driver_p2p;
+        if driver == DriverP2p::Disabled {
+            return P2pCaps::all(P2pStatus::Dr);
+        }
         if self.nvlinks_between(a, b) > 0 {
             return P2pCaps::all(P2pStatus::Ok);
         }
-        let pcie = if !self.gpus[a as usize].model.pcie_p2p || !self.gpus[b as usize].model.pcie_p2p
-        {
+        let model_allows = |g: u32| self.gpus[g as usize].model.pcie_p2p;
+        let pcie = if driver != DriverP2p::Patched && !(model_allows(a) && model_allows(b)) {
             P2pStatus::Gns
         } else if self.pcie_link_type(a, b) == LinkType::Sys && !self.host().cross_socket_p2p {
             P2pStatus::Cns
@@ -339,6 +348,13 @@ impl Machine {
                 reason: format!("NVML cannot open it: {reason}"),
             })
         })
+    }
+
+    /// The staging pipeline's stall per GB on this host (see `sim::bandwidth`).
+    pub fn staging_ms_per_gb(&self) -> f64 {
+        self.host()
+            .staging_ms_per_gb
+            .unwrap_or(super::bandwidth::STAGING_MS_PER_GB)
     }
 
     pub fn host(&self) -> &super::spec::HostSpec {
@@ -431,8 +447,6 @@ impl Machine {
 
     fn nvml_gpu(&self, g: &SimGpu) -> Gpu {
         let host = self.host();
-        let per_socket = host.cpus / host.sockets;
-        let first_cpu = g.socket * per_socket;
         Gpu {
             index: g.index,
             cuda_ordinal: Some(g.index),
@@ -443,7 +457,7 @@ impl Machine {
             memory_mib: Some(g.model.memory_gib * 1024),
             power_limit_w: Some(g.power_limit_w),
             default_power_limit_w: Some(g.model.power_limit_w),
-            cpu_affinity: Some(format!("{first_cpu}-{}", first_cpu + per_socket - 1)),
+            cpu_affinity: Some(socket_cpus(host, g.socket)),
             numa_node: Some(g.socket),
             numa_affinity: Some(g.socket.to_string()),
             unavailable: self.unreachable(g.index),
@@ -477,6 +491,35 @@ impl Machine {
     }
 }
 
+/// The CPUs of `socket` as Linux numbers them: the first thread of every core on every socket,
+/// then the second, so socket 0 of two 8-core sockets with two threads per core is `0-7,16-23`
+/// (what `nvidia-smi topo -m` prints as the GPU's CPU affinity).
+pub fn socket_cpus(host: &super::spec::HostSpec, socket: u32) -> String {
+    let cores = host.cpus / host.sockets / host.threads_per_core;
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for thread in 0..host.threads_per_core {
+        let first = (thread * host.sockets + socket) * cores;
+        match ranges.last_mut() {
+            // One socket: the threads follow each other, `0-31` as nvidia-smi prints it.
+            Some((_, last)) if *last + 1 == first => *last = first + cores - 1,
+            _ => ranges.push((first, first + cores - 1)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|(first, last)| format!("{first}-{last}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The lower generation and the narrower width of a link and what it plugs into.
+fn lowest(link: (u32, u32), limit: Option<(u32, u32)>) -> (u32, u32) {
+    match limit {
+        Some((generation, width)) => (link.0.min(generation), link.1.min(width)),
+        None => link,
+    }
+}
+
 fn pcie_gbps(generation: u32, width: u32) -> Result<f64, String> {
     line_rate::pcie_lane_gbps(generation)
         .map(|lane| lane * f64::from(width))
@@ -496,8 +539,13 @@ fn resolve_gpu(
             g.model
         )
     })?;
-    let pcie_max = parse_pcie(&model.pcie).map_err(|e| format!("model {:?}: {e}", g.model))?;
-    pcie_gbps(pcie_max.0, pcie_max.1)?;
+    let card = parse_pcie(&model.pcie).map_err(|e| format!("model {:?}: {e}", g.model))?;
+    let slot = g.slot.as_deref().map(parse_pcie).transpose()?;
+    let port = roots
+        .iter()
+        .find(|r| r.name == g.attach)
+        .and_then(|r| r.link);
+    let pcie_max = lowest(lowest(card, slot), port);
     // Walk up from the slot through switches to a root port.
     let mut chain = Vec::new();
     let mut at = g.attach.clone();
@@ -565,6 +613,19 @@ fn add_nvlinks(spec: &Spec, gpus: &mut [SimGpu]) -> Result<(), String> {
             "GPU{} has NVLinks but its model gives no nvlink_link_gbps",
             g.index
         ));
+    }
+    for (g, spec_gpu) in gpus.iter().zip(&spec.gpus) {
+        let most = g.model.max_nvlinks();
+        if g.links.len() as u32 > most {
+            return Err(format!(
+                "GPU{} would have {} NVLinks, but an {} has {most}; give models.{}.nvlinks if \
+                 this model really has more",
+                g.index,
+                g.links.len(),
+                g.model.name,
+                spec_gpu.model
+            ));
+        }
     }
     Ok(())
 }

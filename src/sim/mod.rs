@@ -5,6 +5,7 @@
 //! checks have one path; only the `simulated` flag tells them apart.
 
 pub mod bandwidth;
+pub mod check;
 pub mod machine;
 pub mod paths;
 pub mod simulation;
@@ -44,6 +45,11 @@ pub fn list() -> String {
         .iter()
         .map(|(name, text)| {
             let summary = parse(text, name).map_or_else(|e| e, |s| s.summary);
+            let summary = if summary.is_empty() {
+                "(no summary)".to_owned()
+            } else {
+                summary
+            };
             format!("{name:<18} {summary}\n")
         })
         .collect()
@@ -61,13 +67,32 @@ pub fn load(name_or_file: &str) -> Result<Machine, String> {
                     PRESETS.map(|(n, _)| n).join(", ")
                 ));
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {name_or_file}: {e}"))?;
+            let text = read_capped(path).map_err(|e| format!("cannot read {name_or_file}: {e}"))?;
             let spec = parse(&text, name_or_file)?;
             merge_preset(spec).map_err(|e| format!("{name_or_file}: {e}"))?
         }
     };
     Machine::build(spec)
+}
+
+/// Machine files are small (a 1024-GPU NVSwitch machine is under 100 KiB); anything larger is
+/// not one, and `/dev/zero` must not be read without end.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "it is over {} MiB, which no machine file is",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text (TOML or JSON)".to_owned())
 }
 
 fn preset_text(name: &str) -> Option<&'static str> {
@@ -114,7 +139,9 @@ fn merge_preset(file: Spec) -> Result<Spec, String> {
     }
     let mut spec = parse(text, &preset)?;
     spec.name = file.name;
-    spec.summary = file.summary;
+    if !file.summary.is_empty() {
+        spec.summary = file.summary;
+    }
     spec.sources.extend(file.sources);
     spec.faults.extend(file.faults);
     Ok(spec)

@@ -108,22 +108,25 @@ impl Simulation {
 
     /// What a transfer reaches alone right now, or why it cannot run.
     pub fn alone_gbps(&self, t: &Transfer, path: &Path, engine: Engine) -> Result<f64, Failure> {
-        let direction = if Node::Gpu(t.executor) == t.dst {
-            Direction::Pull
-        } else {
-            Direction::Push
-        };
-        let efficiency = bandwidth::efficiency(path.route, direction, engine)
+        let efficiency = bandwidth::efficiency(path.route, Direction::of(t), engine)
             .ok_or_else(|| no_peer_access(t))?;
         // The SMs issue every request of an SM copy: lower clocks, fewer bytes in flight.
         let clocks = match engine {
             Engine::Sm => self.thermal[t.executor as usize].clock_share(),
             Engine::Ce => 1.0,
         };
-        Ok(self.machine.path_line_rate(path) * efficiency * clocks)
+        let gbps = self.machine.path_line_rate(path) * efficiency * clocks;
+        Ok(match path.route {
+            Route::Staged => bandwidth::staged_gbps(gbps, self.machine.staging_ms_per_gb()),
+            _ => gbps,
+        })
     }
 
-    /// Rates for transfers that run at once, sharing what they share.
+    /// Rates for the transfers of one sample, sharing what they share. Transfers with peer
+    /// access (and host paths) run at once; copies staged through host memory run one after
+    /// another, each beside the others, because the driver returns from a staged copy only
+    /// once it is done and the probe issues them from one thread (the emulated driver does the
+    /// same), so two staged copies never meet in one sample.
     fn rates(
         &self,
         transfers: &[Transfer],
@@ -137,10 +140,34 @@ impl Simulation {
                 Ok(Demand {
                     alone_gbps: self.alone_gbps(t, path, engine)?,
                     path,
+                    direction: Direction::of(t),
                 })
             })
             .collect::<Result<Vec<_>, Failure>>()?;
-        Ok(bandwidth::share(&self.machine, &demands))
+        let (staged, direct): (Vec<usize>, Vec<usize>) =
+            (0..demands.len()).partition(|&i| paths[i].route == Route::Staged);
+        if staged.len() <= 1 {
+            return Ok(bandwidth::share(&self.machine, &demands));
+        }
+        let beside = |one: usize| -> Vec<f64> {
+            let group: Vec<Demand> = direct
+                .iter()
+                .chain([&one])
+                .map(|&i| demands[i].clone())
+                .collect();
+            bandwidth::share(&self.machine, &group)
+        };
+        let mut rates = vec![0.0; demands.len()];
+        for (n, &one) in staged.iter().enumerate() {
+            let shared = beside(one);
+            rates[one] = shared[direct.len()];
+            if n == 0 {
+                for (k, &i) in direct.iter().enumerate() {
+                    rates[i] = shared[k];
+                }
+            }
+        }
+        Ok(rates)
     }
 
     /// Lets `seconds` pass with `flows` running: heat, power, clocks and link counters follow.
@@ -302,9 +329,22 @@ impl Simulation {
                     t.sample(moved, moved as f64 / (gbps * 1e9))
                 })
                 .collect();
-            let longest = samples.iter().map(|d| d.seconds).fold(0.0, f64::max);
+            // Staged copies run one after another (see `rates`): the sample lasts their sum,
+            // and over it each moves its bytes once.
+            let staged = |i: &usize| paths[*i].route == Route::Staged;
+            let one_by_one: f64 = (0..samples.len())
+                .filter(staged)
+                .map(|i| samples[i].seconds)
+                .sum();
+            let longest = samples.iter().map(|d| d.seconds).fold(one_by_one, f64::max);
             joined.push((moved * samples.len() as u64) as f64 / longest / 1e9);
-            self.run_at(&transfers, &paths, &rates, longest);
+            let averaged: Vec<f64> = (0..rates.len())
+                .map(|i| match staged(&i) {
+                    true => moved as f64 / longest / 1e9,
+                    false => rates[i],
+                })
+                .collect();
+            self.run_at(&transfers, &paths, &averaged, longest);
             for (values, d) in per_transfer.iter_mut().zip(&samples) {
                 values.push(d.gbps);
             }

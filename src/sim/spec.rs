@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 pub struct Spec {
     /// Short name, shown as "SIMULATED: <name>".
     pub name: String,
-    /// One line for `--sim list`.
+    /// One line for `--sim list` (a file based on a preset may leave it out and keep the
+    /// preset's).
+    #[serde(default)]
     pub summary: String,
     /// Where the numbers in this file come from.
     #[serde(default)]
@@ -48,6 +50,10 @@ pub struct HostSpec {
     /// Logical CPUs, split evenly over the sockets for the affinity columns.
     pub cpus: u32,
     pub sockets: u32,
+    /// Hardware threads per core (SMT). Linux numbers the first thread of every core first, so
+    /// on two sockets of 8 cores × 2 threads socket 0 holds CPUs 0-7 and 16-23.
+    #[serde(default = "two")]
+    pub threads_per_core: u32,
     pub kernel: String,
     pub driver_version: String,
     pub cuda_version: String,
@@ -65,10 +71,49 @@ pub struct HostSpec {
     /// unknown device, as it does in VMs and with older drivers.
     #[serde(default)]
     pub vm: bool,
+    /// What the driver allows of peer access, whatever the GPU models could do.
+    #[serde(default)]
+    pub driver_p2p: DriverP2p,
+    /// Per direction, what the root complex forwards of peer traffic into one root port from
+    /// the others (PHB, NODE and SYS pairs; switches forward PIX and PXB pairs themselves).
+    /// Absent: as fast as the root ports.
+    #[serde(default)]
+    pub root_p2p_gbps: Option<f64>,
+    /// Host memory bandwidth per socket, which staged copies cross twice (in, then out).
+    /// Absent: never the bottleneck.
+    #[serde(default)]
+    pub memory_gbps: Option<f64>,
+    /// The share of a PCIe read's data rate that its requests and completion credits take
+    /// from the link's other direction; see `sim::bandwidth`.
+    #[serde(default)]
+    pub read_request_share: Option<f64>,
+    /// Milliseconds the driver's staging pipeline adds per GB copied through host memory when
+    /// two GPUs have no peer access; see `sim::bandwidth`.
+    #[serde(default)]
+    pub staging_ms_per_gb: Option<f64>,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// The driver's peer-access state, apart from what the GPU model supports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverP2p {
+    /// As the models allow: NVLink pairs, and PCIe pairs of models with `pcie_p2p`.
+    #[default]
+    Stock,
+    /// A driver patched for peer access over PCIe on every model (tinygrad's
+    /// open-gpu-kernel-modules fork for GeForce cards).
+    Patched,
+    /// Peer access disabled by a registry key (`nvidia-smi topo -p2p` says DR): every GPU pair
+    /// is staged through host memory over PCIe, while the NVLinks stay up.
+    Disabled,
 }
 
 /// What every GPU of one model shares.
@@ -83,7 +128,7 @@ pub struct ModelSpec {
     pub sm_count: u32,
     pub memory_gib: u64,
     pub memory_peak_gbps: f64,
-    /// The slot's link at its best, e.g. "4.0 x16".
+    /// The card's link at its best, e.g. "4.0 x16" (a slot or root port may hold it lower).
     pub pcie: String,
     /// Whether the model allows peer access over PCIe (GeForce does not: GNS).
     pub pcie_p2p: bool,
@@ -104,9 +149,15 @@ pub struct ModelSpec {
     pub thermal_time_constant_s: f64,
     #[serde(default)]
     pub nvlink_version: Option<String>,
-    /// Per link, per direction.
+    /// Per link, per direction, as NVML reports it (`nvidia-smi nvlink -s`): on H100 that is
+    /// the signalling rate, 26.562; the model and the verdicts use the data rate that
+    /// `model::line_rate::nvlink_data_gbps` gives for it.
     #[serde(default)]
     pub nvlink_link_gbps: Option<f64>,
+    /// How many NVLinks one GPU of this model has; when absent, the NVLink generation's usual
+    /// count (see [`ModelSpec::max_nvlinks`]).
+    #[serde(default)]
+    pub nvlinks: Option<u32>,
     /// Readings this model does not give through NVML (e.g. "pcie_counters", "power_limit").
     #[serde(default)]
     pub unsupported: Vec<String>,
@@ -132,6 +183,27 @@ impl ModelSpec {
             });
         (mib * 1024.0 * 1024.0) as u64
     }
+
+    /// The most NVLinks a GPU of this model has: the file's `nvlinks`, or the generation's
+    /// flagship (NVLink 2: 6 on V100; 3: 12 on A100, 4 on GA102 boards; 4 and 5: 18 on H100
+    /// and B200), or none for a model without NVLink.
+    pub fn max_nvlinks(&self) -> u32 {
+        if let Some(n) = self.nvlinks {
+            return n;
+        }
+        let ga102 = self.compute_capability == "8.6";
+        match self
+            .nvlink_version
+            .as_deref()
+            .and_then(|v| v.split('.').next())
+        {
+            Some("2") => 6,
+            Some("3") if ga102 => 4,
+            Some("3") => 12,
+            Some("4" | "5") => 18,
+            _ => 0,
+        }
+    }
 }
 
 /// A PCIe root port (host bridge) on a socket.
@@ -141,6 +213,9 @@ pub struct RootSpec {
     pub socket: u32,
     /// What the root complex can carry per direction for everything below this port.
     pub gbps: f64,
+    /// The port's own link, e.g. "3.0 x16": GPUs and switches right below it train no higher.
+    #[serde(default)]
+    pub pcie: Option<String>,
 }
 
 /// A PCIe switch, below a root port or another switch.
@@ -160,6 +235,10 @@ pub struct GpuSpec {
     pub model: String,
     /// The root port or switch the GPU's slot hangs off.
     pub attach: String,
+    /// The slot's link, e.g. "3.0 x16" for a Gen4 card in a Gen3 slot: the GPU trains no
+    /// higher, and NVML's maximum says so (it reports what card and slot both support).
+    #[serde(default)]
+    pub slot: Option<String>,
     /// Overrides the model's cooling, e.g. for the card whose intake a bridge or a neighbour
     /// blocks.
     #[serde(default)]
@@ -192,7 +271,17 @@ pub struct ReferenceFigure {
     pub op: String,
     /// "sm" or "ce".
     pub engine: String,
+    /// The figure (the middle of `range` when one was published).
     pub gbps: f64,
+    /// The spread the source published, e.g. `[371.0, 377.0]`; absent for a single figure.
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    /// Whether a constant of the model was fitted to this figure (then it only shows the fit
+    /// holds), or the figure is independent evidence of the model.
+    pub fitted: bool,
+    /// The driver's peer-access state the figure was measured with, when not the machine's.
+    #[serde(default)]
+    pub driver_p2p: Option<DriverP2p>,
     pub source: String,
 }
 
@@ -226,9 +315,15 @@ pub enum Fault {
     StickyError { gpu: u32, after_launches: u32 },
 }
 
-/// Parses "4.0 x16" (or "4 x16", "gen4 x16") into generation and width.
+/// Parses "4.0 x16" (or "4 x16", "gen4 x16") into generation and width: a generation from 1
+/// to 6 and one of the widths PCIe defines.
 pub fn parse_pcie(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("PCIe link {text:?} should look like \"4.0 x16\"");
+    let bad = || {
+        format!(
+            "PCIe link {text:?} should look like \"4.0 x16\": generation 1 to 6, width x1, x2, \
+             x4, x8, x12, x16 or x32"
+        )
+    };
     let (generation, width) = text
         .trim()
         .split_once(char::is_whitespace)
@@ -241,6 +336,9 @@ pub fn parse_pcie(text: &str) -> Result<(u32, u32), String> {
         .trim_start_matches('x')
         .parse()
         .map_err(|_| bad())?;
+    if !(1..=6).contains(&generation) || ![1, 2, 4, 8, 12, 16, 32].contains(&width) {
+        return Err(bad());
+    }
     Ok((generation, width))
 }
 
@@ -253,6 +351,9 @@ mod tests {
         assert_eq!(parse_pcie("4.0 x16"), Ok((4, 16)));
         assert_eq!(parse_pcie("gen5 x8"), Ok((5, 8)));
         assert!(parse_pcie("x16").unwrap_err().contains("4.0 x16"));
+        for bad in ["4.0 x0", "7.0 x16", "0 x16", "4.0 x3"] {
+            assert!(parse_pcie(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -62,8 +62,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             let text = or_na(link, |l| l.to_string());
             spans.push(Span::styled(format!("{text:<CELL$}"), style));
         }
+        // A space always parts the columns: a dual-socket affinity (`56-111,168-223`) fills 14.
         spans.push(Span::raw(format!(
-            "{:<14}{}",
+            "{:<13} {}",
             or_na(a.cpu_affinity.clone(), |c| c),
             or_na(a.numa_node, |n| n.to_string())
         )));

@@ -19,7 +19,7 @@ use super::state::{EventState, State};
 use crate::log;
 use p2ptop::probe::plan::Transfer;
 use p2ptop::probe::protocol::{Engine, Node};
-use p2ptop::sim::bandwidth::{self, Demand};
+use p2ptop::sim::bandwidth::{self, Demand, Direction};
 use p2ptop::sim::paths::Path;
 use p2ptop::sim::simulation::{Flow, latency_ns};
 use p2ptop::sim::spec::Fault;
@@ -627,6 +627,7 @@ impl State {
                     .alone_gbps(&w.transfer, &w.path, w.engine)
                     .unwrap_or(0.0),
                 path: &w.path,
+                direction: Direction::of(&w.transfer),
             })
             .collect();
         let rates = bandwidth::share(&sim.machine, &demands);
