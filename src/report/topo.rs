@@ -81,7 +81,11 @@ fn link_matrix(topo: &Topology) -> String {
             out += &format!("\t{cell}");
         }
         let cpus = row.cpu_affinity.as_deref().unwrap_or("N/A");
-        let node = row.numa_node.map_or("N/A".to_owned(), |n| n.to_string());
+        let node = match (&row.numa_affinity, row.numa_node) {
+            (Some(nodes), _) => nodes.clone(),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => "N/A".to_owned(),
+        };
         out += &format!("\t{cpus}\t{node}\n");
     }
     out += "\nLegend:\n\n";
@@ -188,6 +192,9 @@ fn gpu_details(topo: &Topology) -> String {
     let mut out = String::new();
     for gpu in &topo.gpus {
         let _ = writeln!(out, "\n{}", gpu_heading(gpu));
+        if let Some(why) = gpu.not_measurable() {
+            let _ = writeln!(out, "  not measured: {why}");
+        }
         let _ = writeln!(out, "  {}", gpu_facts(gpu));
         let _ = writeln!(out, "  PCIe     {}", pcie(gpu));
         for (links, description) in nvlink_runs(gpu, topo) {
@@ -197,14 +204,13 @@ fn gpu_details(topo: &Topology) -> String {
     out
 }
 
+/// The GPU's NVML number, name and bus id, and its CUDA ordinal where the probe gave one (`topo`
+/// asks NVML only).
 fn gpu_heading(gpu: &Gpu) -> String {
     let cuda = gpu
         .cuda_ordinal
-        .map_or("CUDA n/a".to_owned(), |o| format!("CUDA {o}"));
-    format!(
-        "GPU{}  {}  {}  {}",
-        gpu.index, gpu.name, gpu.pci_bus_id, cuda
-    )
+        .map_or_else(String::new, |o| format!("  CUDA {o}"));
+    format!("GPU{}  {}  {}{cuda}", gpu.index, gpu.name, gpu.pci_bus_id)
 }
 
 fn gpu_facts(gpu: &Gpu) -> String {

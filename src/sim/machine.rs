@@ -395,8 +395,8 @@ impl Machine {
                     "translated" => Some(Iommu::Translated),
                     _ => None,
                 },
-                // The simulator does not model ACS.
-                acs_redirecting: None,
+                // The model has no ACS: nothing on a simulated machine redirects peer traffic.
+                acs_redirecting: Some(Vec::new()),
             },
             gpus,
             pairs,

@@ -8,5 +8,6 @@ mod diagnosis;
 mod fleet;
 mod formats;
 mod quick;
+mod topo;
 mod training;
 mod verdicts;
