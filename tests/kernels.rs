@@ -66,7 +66,7 @@ fn first_difference(expected: &[u8], found: &[u8]) -> Option<usize> {
 /// including their guard bytes.
 struct CopyRun {
     result: Result<(), Fault>,
-    elapsed_ns: u64,
+    elapsed_cycles: u64,
     src_with_guards: Vec<u8>,
     dst_with_guards: Vec<u8>,
 }
@@ -87,11 +87,11 @@ fn run_copy(module: &Module, bytes: usize, grid: Grid, repeats: u32) -> CopyRun 
         Param::U64(bytes as u64),
         Param::U32(repeats),
     ];
-    let start_ns = device.now_ns();
+    let start = device.now_cycles();
     let result = device.launch(module, "p2p_copy", grid.blocks, grid.threads, &params);
     CopyRun {
         result,
-        elapsed_ns: device.now_ns() - start_ns,
+        elapsed_cycles: device.now_cycles() - start,
         src_with_guards,
         dst_with_guards: device.memory.read(dst_frame, framed),
     }
@@ -172,15 +172,15 @@ fn copy_with_zero_repeats_writes_nothing() {
 fn copy_repeats_redo_the_whole_copy() {
     let module = kernel_module("copy.ptx");
     let grid = GRIDS[2];
-    let elapsed_ns = |repeats| {
+    let elapsed_cycles = |repeats| {
         let run = run_copy(&module, 4096 + 3, grid, repeats);
         run.result.expect("p2p_copy faulted");
-        run.elapsed_ns
+        run.elapsed_cycles
     };
-    let (once, thrice) = (elapsed_ns(1), elapsed_ns(3));
+    let (once, thrice) = (elapsed_cycles(1), elapsed_cycles(3));
     assert!(
         thrice > 2 * once,
-        "1 repeat took {once} ns, 3 took {thrice} ns"
+        "1 repeat took {once} cycles, 3 took {thrice} cycles"
     );
 }
 
@@ -402,6 +402,24 @@ fn pattern_verify_counts_every_corrupt_byte_and_reports_the_first() {
 }
 
 #[test]
+fn pattern_verify_of_a_wholly_corrupt_buffer_costs_two_atomics_per_thread_not_per_word() {
+    let module = kernel_module("pattern.ptx");
+    let grid = GRIDS[1];
+    let threads = u64::from(grid.blocks * grid.threads);
+    let bytes = 4096 + 3;
+    let mut buffer = PatternBuffer::filled(&module, bytes, PATTERN_SEED, grid);
+    let before = buffer.device.atomics();
+    let verdict = buffer.verify(PATTERN_SEED ^ 0xFFFF_FFFF);
+    let atomics = buffer.device.atomics() - before;
+    assert!(verdict.differing_bytes > (bytes as u64) / 2, "{verdict:?}");
+    assert!(
+        atomics <= 2 * threads,
+        "{atomics} atomics for {threads} threads over {} words",
+        bytes / 4
+    );
+}
+
+#[test]
 fn pattern_verify_with_another_seed_reports_exactly_the_differing_bytes() {
     let module = kernel_module("pattern.ptx");
     let (bytes, other_seed) = (1027, PATTERN_SEED + 1);
@@ -462,31 +480,35 @@ fn chase_ends_where_the_probes_chain_says_it_must() {
 // ---------------------------------------------------------------------------------------------
 // p2p_gate
 
-/// How p2p_gate ended: the launch result, the status word, and the virtual ns it ran.
+/// How p2p_gate ended: the launch result, the status word, and the virtual cycles it ran.
 struct GateRun {
     result: Result<(), Fault>,
     status: u32,
-    elapsed_ns: u64,
+    elapsed_cycles: u64,
 }
 
-fn run_gate(flag_value: u32, timeout_ns: u64) -> GateRun {
+fn run_gate(flag_value: u32, timeout_cycles: u64) -> GateRun {
     let module = kernel_module("gate.ptx");
     let mut device = Device::default();
     let flag = device.memory.alloc(4);
     let status = device.memory.alloc(4);
     device.memory.write_u32(flag, flag_value);
-    let start_ns = device.now_ns();
-    let params = [Param::U64(flag), Param::U64(status), Param::U64(timeout_ns)];
+    let start = device.now_cycles();
+    let params = [
+        Param::U64(flag),
+        Param::U64(status),
+        Param::U64(timeout_cycles),
+    ];
     let result = device.launch(&module, "p2p_gate", 1, 1, &params);
     GateRun {
         result,
         status: device.memory.read_u32(status),
-        elapsed_ns: device.now_ns() - start_ns,
+        elapsed_cycles: device.now_cycles() - start,
     }
 }
 
-/// More virtual ns than the gate's straight-line path or one spin iteration takes.
-const GATE_SLACK_NS: u64 = 100;
+/// More virtual cycles than the gate's straight-line path or one spin iteration takes.
+const GATE_SLACK_CYCLES: u64 = 100;
 
 #[test]
 fn gate_opens_at_once_when_the_flag_is_set() {
@@ -495,23 +517,23 @@ fn gate_opens_at_once_when_the_flag_is_set() {
         run.result.expect("p2p_gate faulted");
         assert_eq!(run.status, 1, "flag {flag:#x}");
         assert!(
-            run.elapsed_ns < GATE_SLACK_NS,
-            "flag {flag:#x}: took {} ns",
-            run.elapsed_ns
+            run.elapsed_cycles < GATE_SLACK_CYCLES,
+            "flag {flag:#x}: took {} cycles",
+            run.elapsed_cycles
         );
     }
 }
 
 #[test]
 fn gate_gives_up_after_the_timeout_when_the_flag_stays_zero() {
-    for timeout_ns in [0, 1, 10_000, 50_000] {
-        let run = run_gate(0, timeout_ns);
+    for timeout_cycles in [0, 1, 10_000, 50_000] {
+        let run = run_gate(0, timeout_cycles);
         run.result.expect("p2p_gate faulted");
-        assert_eq!(run.status, 2, "timeout {timeout_ns} ns");
+        assert_eq!(run.status, 2, "timeout {timeout_cycles} cycles");
         assert!(
-            (timeout_ns..timeout_ns + GATE_SLACK_NS).contains(&run.elapsed_ns),
-            "timeout {timeout_ns} ns: gave up after {} ns",
-            run.elapsed_ns
+            (timeout_cycles..timeout_cycles + GATE_SLACK_CYCLES).contains(&run.elapsed_cycles),
+            "timeout {timeout_cycles} cycles: gave up after {} cycles",
+            run.elapsed_cycles
         );
     }
 }

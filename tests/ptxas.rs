@@ -126,13 +126,41 @@ fn every_kernel_assembles_for_every_target_without_spills() {
     );
 }
 
+/// The registers ptxas reports for the kernel in `report` (its `-v` output).
+fn registers_used(report: &str) -> Option<u32> {
+    let at = report.find("Used ")? + "Used ".len();
+    report[at..].split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn the_emulators_register_table_is_what_ptxas_allocates() {
+    let Some(ptxas) = ptxas() else { return };
+    let mut wrong = Vec::new();
+    for kernel in kernels() {
+        let name = format!("p2p_{}", kernel.file_stem().unwrap().to_string_lossy());
+        for target in TARGETS {
+            let report = assemble(&ptxas, &kernel, target).unwrap_or_else(|e| panic!("{e}"));
+            let used = registers_used(&report);
+            let table = p2ptop_ptx::registers::registers(&name, target);
+            if used != table {
+                wrong.push(format!("{name} {target}: ptxas {used:?}, table {table:?}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "update tests/emu/ptx/src/registers.rs:\n{}",
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn ptxas_rejects_a_broken_kernel() {
-    // The check above is only worth something if a bad kernel fails it.
+    // The assembly check is only worth something if a bad kernel fails it.
     let Some(ptxas) = ptxas() else { return };
     let copy = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ptx/copy.ptx"))
         .expect("read copy.ptx");
-    let broken = copy.replacen("ld.global.v4.u32", "ld.global.v4.u33", 1);
+    let broken = copy.replacen("ld.global.cg.v4.u32", "ld.global.cg.v4.u33", 1);
     assert_ne!(broken, copy, "the mutation must apply");
     let path = std::env::temp_dir().join(format!("p2ptop-broken-{}.ptx", std::process::id()));
     std::fs::write(&path, broken).expect("write the broken kernel");

@@ -37,6 +37,8 @@ pub struct Gpu {
     pub lanes: Vec<Lane>,
     pub sm_count: u32,
     pub l2_bytes: u64,
+    /// The SM's peak clock (kHz, `CU_DEVICE_ATTRIBUTE_CLOCK_RATE`): the gate counts cycles.
+    pub clock_khz: u64,
     /// Device memory for results the kernels write (see `SCRATCH_BYTES`).
     pub scratch: CUdeviceptr,
 }
@@ -70,6 +72,8 @@ impl Gpu {
             device,
             CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE,
         )? as u64;
+        let clock_khz =
+            driver::attribute(device, CUdevice_attribute::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)? as u64;
         let scratch = driver::alloc(SCRATCH_BYTES)?;
         Ok(Gpu {
             ordinal,
@@ -79,6 +83,7 @@ impl Gpu {
             lanes,
             sm_count,
             l2_bytes,
+            clock_khz,
             scratch,
         })
     }

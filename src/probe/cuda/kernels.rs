@@ -91,9 +91,9 @@ impl Kernels {
         stream: CUstream,
         flag: CUdeviceptr,
         status: CUdeviceptr,
-        timeout_ns: u64,
+        timeout_cycles: u64,
     ) -> Result<()> {
-        let (mut flag, mut status, mut timeout_ns) = (flag, status, timeout_ns);
+        let (mut flag, mut status, mut timeout) = (flag, status, timeout_cycles);
         // SAFETY: one pointer per parameter of p2p_gate(u64, u64, u64), in order.
         unsafe {
             driver::launch(
@@ -101,7 +101,7 @@ impl Kernels {
                 1,
                 1,
                 stream,
-                &mut [arg(&mut flag), arg(&mut status), arg(&mut timeout_ns)],
+                &mut [arg(&mut flag), arg(&mut status), arg(&mut timeout)],
             )
         }
     }

@@ -286,19 +286,20 @@ impl Probe {
         }
         self.reset_gate(copies.len());
         let gate = self.gate_address();
-        let timeout_ns = settings.gate_timeout_ms * 1_000_000;
         let (staged, gated): (Vec<&Flow>, Vec<&Flow>) = copies.iter().partition(|c| c.staged);
         for c in &gated {
             let gpu = self.gpu(c.transfer.executor);
             let lane = &gpu.lanes[c.lane];
             gpu.make_current()?;
+            // Milliseconds times kHz: cycles at the peak clock.
+            let timeout_cycles = settings.gate_timeout_ms.saturating_mul(gpu.clock_khz);
             // SAFETY: flag and status words lie inside the host-mapped gate block.
             unsafe {
                 gpu.kernels.gate(
                     lane.stream,
                     gate + GATE_FLAG_OFFSET,
                     gate + gate_status_offset(c.slot),
-                    timeout_ns,
+                    timeout_cycles,
                 )?
             };
             driver::record(lane.start, lane.stream)?;

@@ -6,11 +6,11 @@ use crate::ir::{Address, AtomOp, BinOp, Cmp, Inst, Kernel, Op, Operand, Special,
 use crate::memory::Memory;
 use crate::parse::Module;
 
-/// Virtual nanoseconds that pass per executed instruction: enough for %globaltimer to move, so
-/// spin loops with a timeout end, deterministically.
-const NS_PER_INSTRUCTION: u64 = 1;
-/// %globaltimer at power-on; not zero, like a real timer that has been running for a while.
-const CLOCK_START_NS: u64 = 1_000_000_000;
+/// Virtual SM cycles that pass per executed instruction: enough for %clock64 to move, so spin
+/// loops with a timeout end, deterministically.
+const CYCLES_PER_INSTRUCTION: u64 = 1;
+/// %clock64 at power-on; not zero, like a counter that has been running for a while.
+const CLOCK_START: u64 = 1_000_000_000;
 /// Instructions one thread may execute before it is declared stuck in an endless loop.
 const STEP_LIMIT: u64 = 1_000_000;
 
@@ -36,17 +36,20 @@ impl fmt::Debug for Fault {
     }
 }
 
-/// Device memory plus the virtual clock behind %globaltimer.
+/// Device memory plus the virtual cycle counter behind %clock64.
 pub struct Device {
     pub memory: Memory,
-    clock_ns: u64,
+    cycles: u64,
+    /// Atomic operations executed so far: on a GPU, atomics to one address serialize.
+    atomics: u64,
 }
 
 impl Default for Device {
     fn default() -> Self {
         Self {
             memory: Memory::default(),
-            clock_ns: CLOCK_START_NS,
+            cycles: CLOCK_START,
+            atomics: 0,
         }
     }
 }
@@ -79,9 +82,14 @@ enum Flow {
 }
 
 impl Device {
-    /// The current %globaltimer value.
-    pub fn now_ns(&self) -> u64 {
-        self.clock_ns
+    /// Atomic operations executed since the device was made.
+    pub fn atomics(&self) -> u64 {
+        self.atomics
+    }
+
+    /// The current %clock64 value.
+    pub fn now_cycles(&self) -> u64 {
+        self.cycles
     }
 
     /// Runs every thread of a `grid_blocks` x `block_threads` launch to completion, one
@@ -124,7 +132,7 @@ impl Device {
             let Some(inst) = kernel.code.get(pc) else {
                 return Ok(());
             };
-            self.clock_ns += NS_PER_INSTRUCTION;
+            self.cycles += CYCLES_PER_INSTRUCTION;
             let flow = if guard_passes(inst, &thread) {
                 self.execute(&inst.op, &mut thread, params)
                     .map_err(|why| fault(kernel, ids, inst, &why))?
@@ -197,7 +205,7 @@ impl Device {
             Operand::Special(Special::NtidX) => u64::from(ids.ntid),
             Operand::Special(Special::CtaidX) => u64::from(ids.ctaid),
             Operand::Special(Special::NctaidX) => u64::from(ids.nctaid),
-            Operand::Special(Special::GlobalTimer) => self.clock_ns,
+            Operand::Special(Special::Clock64) => self.cycles,
         }
     }
 
@@ -248,6 +256,7 @@ impl Device {
         addr: &Address,
         src: &Operand,
     ) -> Result<u64, String> {
+        self.atomics += 1;
         let at = thread.address(addr);
         let old = little_endian(self.memory.load(at, 8)?);
         let operand = self.read(thread, src);
@@ -311,6 +320,7 @@ fn binary(op: BinOp, bits: u32, a: u64, b: u64) -> u64 {
         BinOp::Shr => a >> b,
         BinOp::Xor => a ^ b,
         BinOp::And => a & b,
+        BinOp::MinU => a.min(b),
     };
     result & mask(bits)
 }

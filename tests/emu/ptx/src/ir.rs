@@ -39,7 +39,8 @@ pub enum Special {
     NtidX,
     CtaidX,
     NctaidX,
-    GlobalTimer,
+    /// `%clock64`: the SM's cycle counter.
+    Clock64,
 }
 
 impl Special {
@@ -49,14 +50,14 @@ impl Special {
             "%ntid.x" => Self::NtidX,
             "%ctaid.x" => Self::CtaidX,
             "%nctaid.x" => Self::NctaidX,
-            "%globaltimer" => Self::GlobalTimer,
+            "%clock64" => Self::Clock64,
             _ => return None,
         })
     }
 
     pub fn bits(self) -> u32 {
         match self {
-            Self::GlobalTimer => 64,
+            Self::Clock64 => 64,
             Self::TidX | Self::NtidX | Self::CtaidX | Self::NctaidX => 32,
         }
     }
@@ -83,6 +84,8 @@ pub enum BinOp {
     Shr,
     Xor,
     And,
+    /// `min.uN`: the smaller as unsigned numbers.
+    MinU,
 }
 
 #[derive(Clone, Copy)]

@@ -348,6 +348,7 @@ impl<'a> InstParser<'a> {
             ["sub", ty] => self.binary(BinOp::Sub, ty),
             ["xor", ty] => self.binary(BinOp::Xor, ty),
             ["and", ty] => self.binary(BinOp::And, ty),
+            ["min", ty] if ty.starts_with('u') => self.binary(BinOp::MinU, ty),
             ["shl", ty] => self.shift(BinOp::Shl, ty),
             ["shr", ty] => self.shift(BinOp::Shr, ty),
             ["brev", "b32"] => self.unary(UnOp::Brev),
@@ -571,9 +572,10 @@ impl<'a> InstParser<'a> {
     }
 
     /// Splits `ld`/`st` qualifiers into element size and vector length. The state space
-    /// (`.global` or generic) and `.volatile` change nothing here: memory is one flat space and
+    /// (`.global` or generic), `.volatile` and the cache operators the instruction allows
+    /// (`cache_operators`) change nothing here: memory is one flat space without caches and
     /// threads run one at a time, so every access already sees the latest value.
-    fn access(&self, qualifiers: &[&str]) -> Parsed<(Width, usize)> {
+    fn access(&self, qualifiers: &[&str], cache_operators: &[&str]) -> Parsed<(Width, usize)> {
         let (ty, modifiers) = qualifiers
             .split_last()
             .ok_or_else(|| self.fail("missing type"))?;
@@ -582,6 +584,7 @@ impl<'a> InstParser<'a> {
             match *modifier {
                 "global" | "volatile" => {}
                 "v4" => count = 4,
+                cache if cache_operators.contains(&cache) => {}
                 _ => return Err(self.fail(&format!("unsupported qualifier .{modifier}"))),
             }
         }
@@ -604,7 +607,7 @@ impl<'a> InstParser<'a> {
     }
 
     fn load(&self, qualifiers: &[&str]) -> Parsed<Op> {
-        let (width, count) = self.access(qualifiers)?;
+        let (width, count) = self.access(qualifiers, &["ca", "cg", "cs", "lu", "cv"])?;
         let [dsts, addr] = self.operands()?;
         Ok(Op::Load {
             elem_bytes: width.bits() as usize / 8,
@@ -618,7 +621,7 @@ impl<'a> InstParser<'a> {
     }
 
     fn store(&self, qualifiers: &[&str]) -> Parsed<Op> {
-        let (width, count) = self.access(qualifiers)?;
+        let (width, count) = self.access(qualifiers, &["wb", "cg", "cs", "wt"])?;
         let [addr, srcs] = self.operands()?;
         Ok(Op::Store {
             elem_bytes: width.bits() as usize / 8,

@@ -12,8 +12,8 @@ pub const TARGETS: [&str; 9] = [
 const TABLE: [(&str, [u32; 9]); 4] = [
     ("p2p_copy", [64, 56, 64, 48, 48, 48, 48, 48, 48]),
     ("p2p_gate", [7, 10, 8, 10, 10, 10, 10, 10, 8]),
-    ("p2p_chase", [17, 16, 16, 16, 16, 16, 13, 13, 12]),
-    ("p2p_pattern", [16, 16, 18, 16, 18, 18, 18, 18, 21]),
+    ("p2p_chase", [15, 14, 14, 14, 14, 14, 11, 11, 12]),
+    ("p2p_pattern", [18, 22, 20, 20, 20, 20, 20, 20, 20]),
 ];
 
 /// Registers per thread of `kernel` on `target` (e.g. "sm_90"), if both are in the table.

@@ -188,7 +188,7 @@ fn gate_double_ends_as_the_kernel_ends() {
         let (flag_at, status_at) = (twin.base(0), twin.base(1));
         twin.interpreted.memory.write_u32(flag_at, flag);
         twin.interpreted.memory.write_u32(status_at, 0);
-        let start = twin.interpreted.now_ns();
+        let start = twin.interpreted.now_cycles();
         let params = [
             Param::U64(flag_at),
             Param::U64(status_at),
@@ -197,12 +197,12 @@ fn gate_double_ends_as_the_kernel_ends() {
         twin.interpreted
             .launch(&module, "p2p_gate", 1, 1, &params)
             .expect("p2p_gate faulted");
-        let waited = twin.interpreted.now_ns() - start;
+        let waited = twin.interpreted.now_cycles() - start;
         let status = twin.interpreted.memory.read_u32(status_at);
         assert_eq!(
             doubles::gate(flag, waited, timeout),
             Some(status),
-            "flag {flag:#x}, timeout {timeout} ns"
+            "flag {flag:#x}, timeout {timeout} cycles"
         );
         // Before the timeout, with the flag clear, the double keeps spinning as the kernel does.
         if flag == 0 && timeout > 0 {

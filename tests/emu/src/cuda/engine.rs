@@ -428,10 +428,13 @@ impl State {
             Kind::Gate => {
                 node(args[0], 4)?;
                 node(args[1], 4)?;
+                // The kernel counts SM cycles at the peak clock CUDA reports; the emulation
+                // waits in real time.
+                let mhz = u64::from(self.machine().gpus[gpu as usize].model.sm_clock_max_mhz);
                 Planned::Gate {
                     flag: args[0],
                     status: args[1],
-                    timeout_ns: args[2],
+                    timeout_ns: args[2].saturating_mul(1000) / mhz.max(1),
                 }
             }
             Kind::Copy => {
