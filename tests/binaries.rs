@@ -46,6 +46,21 @@ fn only_the_probe_links_the_cuda_driver() {
 }
 
 #[test]
+fn cargo_puts_no_stub_driver_on_the_library_path_of_what_it_runs() {
+    // cargo adds build scripts' link directories to the library path of `cargo run` and
+    // `cargo test`; a stub `libcuda.so.1` there would shadow the real driver on a GPU machine.
+    let stub = std::fs::read(std::path::Path::new(CUDA_STUB_DIR).join("libcuda.so.1"))
+        .expect("build.rs makes the loadable stub");
+    let path = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let shadow = dir.join("libcuda.so.1");
+        if let Ok(found) = std::fs::read(&shadow) {
+            assert_ne!(found, stub, "{} is the stub", shadow.display());
+        }
+    }
+}
+
+#[test]
 fn the_probe_without_devices_says_so_and_exits_3() {
     let out = with_stub_driver(PROBE, &[]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
