@@ -65,6 +65,9 @@ pub fn measure(
         .check()
         .map_err(|m| Failure::new(exit::USAGE, format!("--buffer-mib or --samples: {m}")))?;
     check_buffer_fits(&conn.topology, &nodes, args.buffer_mib)?;
+    if let Some(warning) = buffer_in_cache(&conn.topology, &nodes, args.buffer_mib) {
+        eprintln!("p2ptop: warning: {warning}");
+    }
     accept(&conn.topology)?;
     let (engines, work) = match plan_kind {
         Plan::Full => (args.engine.engines(), plan(&nodes)),
@@ -241,6 +244,29 @@ pub fn check_buffer_fits(
     Ok(())
 }
 
+/// A buffer under this many times a GPU's L2 cache may be served from it in part.
+const L2_MARGIN: u64 = 2;
+
+/// Why a `buffer_mib` buffer may measure a selected GPU's L2 cache rather than its memory, if
+/// it may: device-local copies (and the chase) then read the cache.
+pub fn buffer_in_cache(topology: &Topology, nodes: &[Node], buffer_mib: u64) -> Option<String> {
+    let (gpu, l2) = nodes
+        .iter()
+        .filter_map(|node| match node {
+            Node::Gpu(g) => Some((*g, topology.gpu(*g)?.l2_cache_bytes?)),
+            Node::Host => None,
+        })
+        .max_by_key(|&(g, l2)| (l2, std::cmp::Reverse(g)))?;
+    let least_mib = (L2_MARGIN * l2).div_ceil(1 << 20);
+    (buffer_mib < least_mib).then(|| {
+        format!(
+            "--buffer-mib {buffer_mib} is under {L2_MARGIN}× GPU{gpu}'s L2 cache ({} MiB): \
+             figures may measure the cache, not memory; use at least {least_mib}",
+            l2 >> 20
+        )
+    })
+}
+
 /// Every pair and its ops: between GPUs both ways (read, write, latency; bidir once per
 /// pair), each GPU with itself (device-local read and write, latency), and each GPU with the
 /// host both ways (read, write, latency; bidir once).
@@ -341,6 +367,17 @@ fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buffer_the_l2_cache_could_hold_is_warned_about() {
+        let topology = crate::sim::load("hgx-h100").unwrap().topology();
+        let nodes = [Node::Gpu(0), Node::Gpu(1), Node::Host];
+        let warning = buffer_in_cache(&topology, &nodes, 64).expect("64 MiB < 2 × 50 MiB");
+        assert!(warning.contains("GPU0's L2 cache (50 MiB)"), "{warning}");
+        assert!(warning.contains("use at least 100"), "{warning}");
+        assert_eq!(buffer_in_cache(&topology, &nodes, 100), None);
+        assert_eq!(buffer_in_cache(&topology, &[Node::Host], 1), None);
+    }
 
     #[test]
     fn a_stop_ends_the_wait_on_a_silent_probe_within_a_second() {

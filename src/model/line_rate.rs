@@ -204,6 +204,7 @@ mod tests {
                 .collect(),
             bar1_mib: None,
             memory_peak_gbps: memory_peak_gbps(name),
+            l2_cache_bytes: None,
         }
     }
 

@@ -286,6 +286,10 @@ pub struct Gpu {
     pub bar1_mib: Option<u64>,
     /// Peak memory bandwidth from the vendor's specification, GB/s.
     pub memory_peak_gbps: Option<f64>,
+    /// The L2 cache, bytes, as CUDA reports it (NVML does not): a buffer within it measures
+    /// the cache, not memory.
+    #[serde(default)]
+    pub l2_cache_bytes: Option<u64>,
 }
 
 /// Why a GPU NVML counts cannot be used.

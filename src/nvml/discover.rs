@@ -98,6 +98,7 @@ fn read_gpu(src: &dyn NvmlSource, index: u32, cuda_bus_ids: &[String]) -> Gpu {
         nvlinks: read_nvlinks(src, index, &name),
         bar1_mib: src.bar1_total_bytes(index).ok().map(mib),
         memory_peak_gbps: line_rate::memory_peak_gbps(&name),
+        l2_cache_bytes: None,
         name,
     }
 }

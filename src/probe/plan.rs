@@ -7,6 +7,7 @@
 
 use super::protocol::{DirectionSample, DirectionSummary, Engine, Node, Op, Pair, Settings};
 use super::stats;
+use std::time::Duration;
 
 /// One direction of a measurement: bytes from `src` to `dst`, moved by GPU `executor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,9 +107,37 @@ pub fn repeats(settings: &Settings, one_pass_ms: f64, engine: Engine) -> u32 {
     (repeats as u32).clamp(1, most)
 }
 
+/// How long timed work that calibration says takes `expected` may run before it counts as
+/// hung: five times that, and at least a second (a GPU clocking up, the host scheduling). A
+/// sample's deadline follows its own length: a fixed one would call a long sample on a slow
+/// link hung, or wait minutes for a short one that is.
+pub fn sample_deadline(expected: Duration) -> Duration {
+    (expected.saturating_mul(5)).max(MIN_SAMPLE_DEADLINE)
+}
+
+/// The shortest deadline a timed sample gets.
+pub const MIN_SAMPLE_DEADLINE: Duration = Duration::from_secs(1);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_samples_deadline_follows_its_calibrated_length() {
+        assert_eq!(
+            sample_deadline(Duration::from_millis(1)),
+            MIN_SAMPLE_DEADLINE
+        );
+        assert_eq!(
+            sample_deadline(Duration::from_millis(800)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            sample_deadline(Duration::from_secs(60)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(sample_deadline(Duration::MAX), Duration::MAX, "no overflow");
+    }
 
     fn pair(src: Node, dst: Node) -> Pair {
         Pair { src, dst }

@@ -487,6 +487,7 @@ impl Machine {
                 .collect(),
             bar1_mib: Some(g.model.bar1_mib),
             memory_peak_gbps: Some(g.model.memory_peak_gbps),
+            l2_cache_bytes: Some(g.model.l2_cache_bytes()),
         }
     }
 }

@@ -124,6 +124,7 @@ fn number_cuda_devices(topology: &mut Topology, hello: &Hello) -> Result<(), Ope
             )));
         }
         gpu.cuda_ordinal = Some(ordinal as u32);
+        gpu.l2_cache_bytes = Some(device.l2_cache_bytes);
     }
     Ok(())
 }

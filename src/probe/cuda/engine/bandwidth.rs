@@ -1,6 +1,6 @@
 //! Bandwidth: warm-up, gated timed samples, verification, and the summary.
 
-use super::{BufferKey, Probe, Role, deadline_for, wait};
+use super::{BufferKey, Probe, Role, wait};
 use crate::cuda::driver;
 use crate::cuda::gpu::{Gpu, VERIFY_RESULT_OFFSET};
 use crate::cuda::kernels::{GATE_RELEASED, PatternMode, Shape};
@@ -53,7 +53,7 @@ impl Probe {
             deadline_ms: untimed.as_millis() as u64,
         });
         let (repeats, slowest_pass) = self.calibrate(&copies, engine, settings)?;
-        let timed = deadline_for(slowest_pass * repeats);
+        let timed = p2ptop::probe::plan::sample_deadline(slowest_pass * repeats);
         let mut per_flow: Vec<Vec<f64>> = vec![Vec::new(); copies.len()];
         let mut joined = Vec::new();
         let mut verification = vec![Verification::default(); groups.len()];

@@ -422,12 +422,6 @@ fn busiest_executor(groups: &[(Pair, Vec<Transfer>)]) -> Option<(u32, usize)> {
     count.into_iter().max_by_key(|&(_, n)| n)
 }
 
-/// How long timed work that calibration says takes `expected` may run before it counts as
-/// hung: five times that, and at least a second (a GPU clocking up, the host scheduling).
-fn deadline_for(expected: Duration) -> Duration {
-    (expected * 5).max(Duration::from_secs(1))
-}
-
 /// Waits, with the untimed-work deadline, for everything queued on `gpu`'s lanes, then asks
 /// the context for a sticky error.
 fn drain(gpu: &Gpu, settings: &Settings) -> Result<(), Failure> {
