@@ -72,3 +72,23 @@ fn an_emulated_machine_never_passes_for_a_real_one() {
     assert!(report.contains("Method: EMULATED"), "{report}");
     emu.assert_no_misuse();
 }
+
+#[test]
+fn the_run_script_puts_any_command_on_the_emulated_drivers() {
+    // tests/emu/run, as docs/EMULATION.md tells users to run a command on an emulated machine.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu/run");
+    let target = std::path::Path::new(harness::P2PTOP)
+        .parent()
+        .and_then(|debug| debug.parent())
+        .expect("the binary lies in target/debug");
+    let output = std::process::Command::new(script)
+        .args(["3090-bridge", harness::P2PTOP, "topo", "--format", "json"])
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("P2PTOP_EMU")
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .output()
+        .expect("run tests/emu/run");
+    let topo = harness::json(&output);
+    assert_eq!(topo["emulated"], true, "{topo}");
+    assert_eq!(topo["gpus"].as_array().map(Vec::len), Some(2));
+}
