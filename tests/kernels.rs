@@ -184,20 +184,25 @@ fn copy_repeats_redo_the_whole_copy() {
     );
 }
 
-/// copy.ptx with `original` (which must occur exactly once) replaced by a deliberate bug.
-fn mutated_copy(original: &str, bug: &str) -> Module {
-    let text = ptx_text("copy.ptx");
+/// `file` with `original` (which must occur exactly once) replaced by a deliberate bug.
+fn mutated(file: &str, original: &str, bug: &str) -> Module {
+    let text = ptx_text(file);
     assert_eq!(
         text.matches(original).count(),
         1,
-        "copy.ptx no longer has `{original}` exactly once; update this mutation"
+        "{file} no longer has `{original}` exactly once; update this mutation"
     );
     Module::parse(&text.replacen(original, bug, 1)).expect("the mutation still parses")
 }
 
 fn assert_copy_check_catches(original: &str, bug: &str) {
-    let failures = copy_failures(&mutated_copy(original, bug));
+    let failures = copy_failures(&mutated("copy.ptx", original, bug));
     assert!(!failures.is_empty(), "the copy checks missed `{bug}`");
+}
+
+/// Whether `check` (a test's assertions) fails on `module`.
+fn check_fails(check: fn(&Module), module: &Module) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(module))).is_err()
 }
 
 #[test]
@@ -338,12 +343,15 @@ const PATTERN_BYTES_WITH_TAIL: usize = 67;
 
 #[test]
 fn pattern_fill_writes_the_reference_hash_and_verifies_clean() {
-    let module = kernel_module("pattern.ptx");
+    check_pattern_fill(&kernel_module("pattern.ptx"));
+}
+
+fn check_pattern_fill(module: &Module) {
     for grid in GRIDS {
         for bytes in [0, 1, 2, 3, 4, 5, 7, 8, 63, 64, 65, 66, 67, 1027] {
             for seed in [PATTERN_SEED, 0, u32::MAX] {
                 let case = format!("{grid:?}, {bytes} bytes, seed {seed:#x}");
-                let mut buffer = PatternBuffer::filled(&module, bytes, seed, grid);
+                let mut buffer = PatternBuffer::filled(module, bytes, seed, grid);
                 let mut expected = pattern_bytes(bytes, seed);
                 expected.resize(bytes + GUARD, POISON);
                 let found = buffer.contents_and_guard();
@@ -384,12 +392,14 @@ fn pattern_verify_pinpoints_a_single_flipped_bit() {
 
 #[test]
 fn pattern_verify_counts_every_corrupt_byte_and_reports_the_first() {
-    let module = kernel_module("pattern.ptx");
+    check_pattern_verify(&kernel_module("pattern.ptx"));
+}
+
+fn check_pattern_verify(module: &Module) {
     // Two bytes of one word, a whole word, a lone byte and a tail byte, out of order.
     let corrupt = [41, 9, 10, 66, 20, 21, 22, 23];
     for grid in GRIDS {
-        let mut buffer =
-            PatternBuffer::filled(&module, PATTERN_BYTES_WITH_TAIL, PATTERN_SEED, grid);
+        let mut buffer = PatternBuffer::filled(module, PATTERN_BYTES_WITH_TAIL, PATTERN_SEED, grid);
         for offset in corrupt {
             buffer.xor_byte(offset, 0xFF);
         }
@@ -441,6 +451,40 @@ fn pattern_verify_with_another_seed_reports_exactly_the_differing_bytes() {
     }
 }
 
+#[test]
+fn pattern_checks_catch_a_changed_hash_a_byte_never_counted_and_the_last_offset_kept() {
+    let fill = [(
+        "mul.lo.u32          %x, %x, 0x85EBCA6B;",
+        "mul.lo.u32          %x, %x, 0x85EBCA6D;",
+    )];
+    for (original, bug) in fill {
+        assert!(
+            check_fails(check_pattern_fill, &mutated("pattern.ptx", original, bug)),
+            "the fill checks missed `{bug}`"
+        );
+    }
+    let verify = [
+        (
+            "and.b32             %byte_diff, %x, 0xFF000000;",
+            "and.b32             %byte_diff, %x, 0x00000000;",
+        ),
+        (
+            "min.u64             %first_bad, %first_bad, %tmp;",
+            "mov.u64             %first_bad, %tmp;",
+        ),
+        (
+            "add.u64             %bad_bytes, %bad_bytes, 1;",
+            "add.u64             %bad_bytes, %bad_bytes, 0;",
+        ),
+    ];
+    for (original, bug) in verify {
+        assert!(
+            check_fails(check_pattern_verify, &mutated("pattern.ptx", original, bug)),
+            "the verify checks missed `{bug}`"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // p2p_chase
 
@@ -448,32 +492,72 @@ fn pattern_verify_with_another_seed_reports_exactly_the_differing_bytes() {
 /// latency measurement together: what the host lays out is what the kernel follows.
 #[test]
 fn chase_ends_where_the_probes_chain_says_it_must() {
-    let module = kernel_module("chase.ptx");
-    let region = chain::PAGE_BYTES;
-    let lines = 257;
-    for steps in [0, 1, 2, 3, 100, 256, 257, 1000] {
-        let mut device = Device::default();
-        let base = device.memory.alloc(region as usize);
-        let chain = Chain::new(base, region, lines, 0x5EED + steps);
-        let bytes: Vec<u8> = chain.words().iter().flat_map(|w| w.to_le_bytes()).collect();
-        device.memory.write(base, &bytes);
-        let out = device.memory.alloc(16);
-        device.memory.write_u64(out + 8, 0xC0FFEE);
-        let params = [Param::U64(chain.at(0)), Param::U64(steps), Param::U64(out)];
-        device
-            .launch(&module, "p2p_chase", 1, 1, &params)
-            .expect("p2p_chase faulted");
+    check_chase(&kernel_module("chase.ptx"));
+}
 
-        assert_eq!(
-            device.memory.read_u64(out),
-            chain.at(steps),
-            "{steps} steps"
+/// Runs the chase over the probe's chain for `steps`; gives where it ended, where the chain says
+/// it must, and the cycles taken. Panics if it wrote past its one result word.
+fn run_chase(module: &Module, steps: u64) -> (u64, u64, u64) {
+    let region = chain::PAGE_BYTES;
+    let mut device = Device::default();
+    let base = device.memory.alloc(region as usize);
+    let chain = Chain::new(base, region, 257, 0x5EED + steps);
+    let bytes: Vec<u8> = chain.words().iter().flat_map(|w| w.to_le_bytes()).collect();
+    device.memory.write(base, &bytes);
+    let out = device.memory.alloc(16);
+    device.memory.write_u64(out + 8, 0xC0FFEE);
+    let params = [Param::U64(chain.at(0)), Param::U64(steps), Param::U64(out)];
+    let start = device.now_cycles();
+    device
+        .launch(module, "p2p_chase", 1, 1, &params)
+        .expect("p2p_chase faulted");
+    assert_eq!(
+        device.memory.read_u64(out + 8),
+        0xC0FFEE,
+        "the chase writes its one result word only"
+    );
+    (
+        device.memory.read_u64(out),
+        chain.at(steps),
+        device.now_cycles() - start,
+    )
+}
+
+#[test]
+fn the_chase_takes_time_in_proportion_to_its_steps() {
+    // The host divides the launch's time by the steps: the kernel must do work per step.
+    let module = kernel_module("chase.ptx");
+    let (_, _, short) = run_chase(&module, 500);
+    let (_, _, long) = run_chase(&module, 1000);
+    assert!(
+        long * 10 >= short * 19,
+        "{short} cycles for 500 steps, {long} for 1000"
+    );
+}
+
+#[test]
+fn chase_checks_catch_a_skipped_link_and_a_wrong_result() {
+    for (original, bug) in [
+        (
+            "add.u64             %step, %step, 1;",
+            "add.u64             %step, %step, 2;",
+        ),
+        (
+            "st.global.u64       [%out], %at;",
+            "st.global.u64       [%out], %step;",
+        ),
+    ] {
+        assert!(
+            check_fails(check_chase, &mutated("chase.ptx", original, bug)),
+            "the chase checks missed `{bug}`"
         );
-        assert_eq!(
-            device.memory.read_u64(out + 8),
-            0xC0FFEE,
-            "the chase writes its one result word only"
-        );
+    }
+}
+
+fn check_chase(module: &Module) {
+    for steps in [0, 1, 2, 3, 100, 256, 257, 1000] {
+        let (ended, expected, _) = run_chase(module, steps);
+        assert_eq!(ended, expected, "{steps} steps");
     }
 }
 
@@ -535,6 +619,72 @@ fn gate_gives_up_after_the_timeout_when_the_flag_stays_zero() {
             "timeout {timeout_cycles} cycles: gave up after {} cycles",
             run.elapsed_cycles
         );
+    }
+}
+
+/// The gate with its flag clear, released by the host `after` cycles into its spin.
+fn run_gate_released_after(module: &Module, after: u64) -> GateRun {
+    let mut device = Device::default();
+    let flag = device.memory.alloc(4);
+    let status = device.memory.alloc(4);
+    let start = device.now_cycles();
+    device.write_at_cycle(start + after, flag, &1u32.to_le_bytes());
+    let params = [Param::U64(flag), Param::U64(status), Param::U64(1_000_000)];
+    let result = device.launch(module, "p2p_gate", 1, 1, &params);
+    GateRun {
+        result,
+        status: device.memory.read_u32(status),
+        elapsed_cycles: device.now_cycles() - start,
+    }
+}
+
+fn check_gate_release(module: &Module) {
+    for after in [10, 1_000, 50_000] {
+        let run = run_gate_released_after(module, after);
+        run.result.expect("p2p_gate faulted");
+        assert_eq!(run.status, 1, "released after {after} cycles");
+        assert!(
+            (after..after + GATE_SLACK_CYCLES).contains(&run.elapsed_cycles),
+            "released after {after} cycles, ended after {}",
+            run.elapsed_cycles
+        );
+    }
+}
+
+#[test]
+fn gate_opens_when_the_host_writes_the_flag_mid_spin() {
+    check_gate_release(&kernel_module("gate.ptx"));
+}
+
+#[test]
+fn gate_checks_catch_a_flag_read_once_before_the_spin() {
+    // Hoisting the load out of the loop spins on a stale register: on a GPU, until the timeout.
+    let text = ptx_text("gate.ptx");
+    let load = "    ld.volatile.global.u32  %flag_value, [%flag];\n";
+    assert_eq!(text.matches(load).count(), 1, "update this mutation");
+    let hoisted = text
+        .replacen(load, "", 1)
+        .replacen("SPIN:\n", &format!("{load}SPIN:\n"), 1);
+    let module = Module::parse(&hoisted).expect("the mutation parses");
+    assert!(
+        check_fails(check_gate_release, &module),
+        "the gate checks missed a hoisted load"
+    );
+}
+
+#[test]
+fn every_load_of_the_gates_flag_is_volatile() {
+    // The interpreter has no caches, so only the text can show a plain load the compiler may
+    // keep in a register.
+    let text = ptx_text("gate.ptx");
+    let loads: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ld.") && l.contains("[%flag]"))
+        .collect();
+    assert!(!loads.is_empty());
+    for load in loads {
+        assert!(load.starts_with("ld.volatile."), "{load}");
     }
 }
 

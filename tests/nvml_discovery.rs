@@ -25,7 +25,7 @@ fn link(topology: &Topology, a: u32, b: u32) -> LinkType {
         .pairs
         .iter()
         .find(|p| (p.a, p.b) == (a, b))
-        .map(|p| p.link.clone())
+        .map(|p| p.link)
         .unwrap_or_else(|| panic!("pair GPU{a}, GPU{b} is kept"))
 }
 

@@ -42,6 +42,8 @@ pub struct Device {
     cycles: u64,
     /// Atomic operations executed so far: on a GPU, atomics to one address serialize.
     atomics: u64,
+    /// Bytes the host writes while a kernel runs: (at which cycle, where, what), in cycle order.
+    host_writes: Vec<(u64, u64, Vec<u8>)>,
 }
 
 impl Default for Device {
@@ -50,6 +52,7 @@ impl Default for Device {
             memory: Memory::default(),
             cycles: CLOCK_START,
             atomics: 0,
+            host_writes: Vec::new(),
         }
     }
 }
@@ -82,6 +85,13 @@ enum Flow {
 }
 
 impl Device {
+    /// Has the host write `bytes` at `addr` once %clock64 reaches `cycle`, in the middle of
+    /// whatever kernel runs then (as the host releases a spinning gate).
+    pub fn write_at_cycle(&mut self, cycle: u64, addr: u64, bytes: &[u8]) {
+        self.host_writes.push((cycle, addr, bytes.to_vec()));
+        self.host_writes.sort_by_key(|(at, _, _)| *at);
+    }
+
     /// Atomic operations executed since the device was made.
     pub fn atomics(&self) -> u64 {
         self.atomics
@@ -133,6 +143,7 @@ impl Device {
                 return Ok(());
             };
             self.cycles += CYCLES_PER_INSTRUCTION;
+            self.apply_host_writes();
             let flow = if guard_passes(inst, &thread) {
                 self.execute(&inst.op, &mut thread, params)
                     .map_err(|why| fault(kernel, ids, inst, &why))?
@@ -149,6 +160,17 @@ impl Device {
             "{}: block {} thread {}: still running after {STEP_LIMIT} instructions",
             kernel.name, ids.ctaid, ids.tid
         )))
+    }
+
+    /// Makes the host writes that are due by now.
+    fn apply_host_writes(&mut self) {
+        while let Some((at, _, _)) = self.host_writes.first() {
+            if *at > self.cycles {
+                break;
+            }
+            let (_, addr, bytes) = self.host_writes.remove(0);
+            self.memory.write(addr, &bytes);
+        }
     }
 
     fn execute(&mut self, op: &Op, thread: &mut Thread, params: &[u64]) -> Result<Flow, String> {
