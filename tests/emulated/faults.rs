@@ -3,28 +3,13 @@
 
 use crate::harness::{self, Emu};
 
-/// A preset with `faults` (TOML `[[faults]]` tables) added.
-fn faulty(preset: &str, faults: &str) -> Emu {
-    Emu::from_file(&format!(
-        "name = \"{preset}-faulty\"\nsummary = \"{preset} with faults\"\npreset = \"{preset}\"\n{faults}"
-    ))
-}
-
 #[test]
 fn a_corrupting_peer_copy_is_bad_data_with_its_first_offset_and_the_rest_is_clean() {
-    let emu = faulty(
+    let emu = Emu::with_faults(
         "3090-bridge",
         "[[faults]]\nkind = \"corrupt\"\nsrc = \"0\"\ndst = \"1\"\n",
     );
-    let output = emu.p2ptop(&[
-        "check",
-        "--format",
-        "json",
-        "--buffer-mib",
-        "1",
-        "--samples",
-        "2",
-    ]);
+    let output = emu.p2ptop(&harness::SMALL_CHECK);
     assert_eq!(output.status.code(), Some(1), "corruption fails the check");
     let report = harness::json(&output);
     for cell in report["cells"].as_array().unwrap() {
@@ -60,20 +45,12 @@ fn outcomes(report: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn a_hung_peer_copy_is_hung_the_rest_is_measured_and_the_probe_exits_by_itself() {
-    let emu = faulty(
+    let emu = Emu::with_faults(
         "3090-bridge",
         "[[faults]]\nkind = \"hang\"\nsrc = \"0\"\ndst = \"1\"\n",
     );
     let started = std::time::Instant::now();
-    let output = emu.p2ptop(&[
-        "check",
-        "--format",
-        "json",
-        "--buffer-mib",
-        "1",
-        "--samples",
-        "2",
-    ]);
+    let output = emu.p2ptop(&harness::SMALL_CHECK);
     let took = started.elapsed();
     assert_eq!(output.status.code(), Some(1));
     let report = harness::json(&output);
@@ -101,19 +78,11 @@ fn a_hung_peer_copy_is_hung_the_rest_is_measured_and_the_probe_exits_by_itself()
 
 #[test]
 fn a_sticky_error_restarts_the_probe_marks_its_pair_and_the_rest_is_measured() {
-    let emu = faulty(
+    let emu = Emu::with_faults(
         "hgx-h100",
         "[[faults]]\nkind = \"sticky_error\"\ngpu = 1\nafter_launches = 40\n",
     );
-    let output = emu.p2ptop(&[
-        "check",
-        "--format",
-        "json",
-        "--buffer-mib",
-        "1",
-        "--samples",
-        "2",
-    ]);
+    let output = emu.p2ptop(&harness::SMALL_CHECK);
     assert_eq!(output.status.code(), Some(1));
     let report = harness::json(&output);
     let cells = outcomes(&report);
@@ -142,7 +111,7 @@ fn a_sticky_error_restarts_the_probe_marks_its_pair_and_the_rest_is_measured() {
 
 #[test]
 fn an_nvlink_down_shows_in_topo_and_fails_the_check() {
-    let emu = faulty(
+    let emu = Emu::with_faults(
         "hgx-h100",
         "[[faults]]\nkind = \"nvlink_down\"\ngpu = 6\nlink = 0\n",
     );

@@ -11,6 +11,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const P2PTOP: &str = env!("CARGO_BIN_EXE_p2ptop");
 pub const PROBE: &str = env!("CARGO_BIN_EXE_p2ptop-probe");
 
+/// A check small enough for the emulated drivers: JSON, 1 MiB buffers, two samples.
+pub const SMALL_CHECK: [&str; 7] = [
+    "check",
+    "--format",
+    "json",
+    "--buffer-mib",
+    "1",
+    "--samples",
+    "2",
+];
+
 /// Set in a test run again by [`Emu::run_child`].
 const CHILD_VAR: &str = "P2PTOP_EMU_TEST_CHILD";
 /// What starts a line a child prints for its parent.
@@ -78,6 +89,13 @@ impl Emu {
         std::fs::write(&file, toml).expect("write the machine file");
         emu.machine = file.display().to_string();
         emu
+    }
+
+    /// The preset `preset` with `faults` (TOML `[[faults]]` tables) added.
+    pub fn with_faults(preset: &str, faults: &str) -> Emu {
+        Emu::from_file(&format!(
+            "name = \"{preset}-faulty\"\nsummary = \"{preset} with faults\"\npreset = \"{preset}\"\n{faults}"
+        ))
     }
 
     pub fn dir(&self) -> &Path {

@@ -5,23 +5,8 @@
 use crate::harness::{self, Emu};
 use std::process::Output;
 
-/// A machine file: `preset` with `faults` added.
-fn faulty(preset: &str, faults: &str) -> Emu {
-    Emu::from_file(&format!(
-        "name = \"{preset}-faulty\"\nsummary = \"{preset} with faults\"\npreset = \"{preset}\"\n{faults}"
-    ))
-}
-
 fn quick_check(emu: &Emu, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "check",
-        "--format",
-        "json",
-        "--buffer-mib",
-        "1",
-        "--samples",
-        "2",
-    ];
+    let mut args = harness::SMALL_CHECK.to_vec();
     args.extend_from_slice(extra);
     emu.p2ptop(&args)
 }
@@ -53,7 +38,7 @@ fn gpu_reasons(report: &serde_json::Value, gpu: u64) -> String {
 
 #[test]
 fn a_gpu_outside_the_job_is_shown_with_why_and_the_rest_are_measured() {
-    let emu = faulty("4090x4", "[[faults]]\nkind = \"outside_cgroup\"\ngpu = 1\n");
+    let emu = Emu::with_faults("4090x4", "[[faults]]\nkind = \"outside_cgroup\"\ngpu = 1\n");
     let output = quick_check(&emu, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "a warning only: {stderr}");
@@ -69,7 +54,7 @@ fn a_gpu_outside_the_job_is_shown_with_why_and_the_rest_are_measured() {
 
 #[test]
 fn a_lost_gpu_fails_the_check_and_the_rest_are_measured() {
-    let emu = faulty("4090x4", "[[faults]]\nkind = \"gpu_lost\"\ngpu = 2\n");
+    let emu = Emu::with_faults("4090x4", "[[faults]]\nkind = \"gpu_lost\"\ngpu = 2\n");
     let output = quick_check(&emu, &[]);
     assert_eq!(output.status.code(), Some(1));
     let report = harness::json(&output);
@@ -109,15 +94,7 @@ fn cuda_visible_devices_is_respected_and_the_gpus_it_hides_are_shown() {
     let emu = Emu::new("4090x4");
     let output = emu
         .command(harness::P2PTOP)
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--buffer-mib",
-            "1",
-            "--samples",
-            "2",
-        ])
+        .args(harness::SMALL_CHECK)
         .env("CUDA_VISIBLE_DEVICES", "0,2")
         .output()
         .expect("run p2ptop");

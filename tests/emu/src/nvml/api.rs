@@ -38,6 +38,28 @@ fn misuse(name: &str, code: u32, message: impl AsRef<str>) -> u32 {
     code
 }
 
+/// Checks a versioned struct's `version`, its first field, against what nvml.h's
+/// `NVML_STRUCT_VERSION(T, v)` makes of it: the struct's size with `v` in the top byte.
+///
+/// # Safety
+/// `ptr` is null or valid for a read of `T`, whose first field is a `c_uint`.
+unsafe fn check_version<T>(name: &str, ptr: *const T, v: usize) -> Result<()> {
+    if ptr.is_null() {
+        return Err(misuse(name, codes::INVALID_ARGUMENT, "a null out-pointer"));
+    }
+    let expected = (std::mem::size_of::<T>() | (v << 24)) as c_uint;
+    // SAFETY: the caller vouches for the struct and its first field.
+    let version = unsafe { ptr.cast::<c_uint>().read_unaligned() };
+    if version != expected {
+        return Err(misuse(
+            name,
+            codes::ARGUMENT_VERSION_MISMATCH,
+            format!("version {version:#x}, expected {expected:#x}"),
+        ));
+    }
+    Ok(())
+}
+
 /// # Safety
 /// `ptr` is null or valid for a write of `T`.
 unsafe fn put<T>(name: &str, ptr: *mut T, value: T) -> Result<()> {
@@ -295,23 +317,13 @@ pub unsafe fn device_get_memory_info_v2(d: Device, memory: *mut nvmlMemory_v2_t)
     const NAME: &str = "nvmlDeviceGetMemoryInfo_v2";
     call(NAME, || {
         let (nvml, gpu) = device(NAME, d)?;
-        if memory.is_null() {
-            return Err(misuse(NAME, codes::INVALID_ARGUMENT, "a null out-pointer"));
-        }
-        let expected = (std::mem::size_of::<nvmlMemory_v2_t>() | (2 << 24)) as c_uint;
         // SAFETY: the caller vouches for the struct.
-        let version = unsafe { (*memory).version };
-        if version != expected {
-            return Err(misuse(
-                NAME,
-                codes::ARGUMENT_VERSION_MISMATCH,
-                format!("version {version:#x}, expected {expected:#x}"),
-            ));
-        }
+        unsafe { check_version(NAME, memory, 2)? };
         let total = nvml.machine.gpus[gpu as usize].model.memory_gib << 30;
         let reserved = total / 100;
         let info = nvmlMemory_v2_t {
-            version,
+            // SAFETY: checked above.
+            version: unsafe { (*memory).version },
             total,
             reserved,
             free: total - reserved,
@@ -872,24 +884,14 @@ pub unsafe fn device_get_margin_temperature(
     const NAME: &str = "nvmlDeviceGetMarginTemperature";
     call(NAME, || {
         let (nvml, gpu) = device(NAME, d)?;
-        if margin.is_null() {
-            return Err(misuse(NAME, codes::INVALID_ARGUMENT, "a null out-pointer"));
-        }
-        let expected = (std::mem::size_of::<nvmlMarginTemperature_t>() | (1 << 24)) as c_uint;
         // SAFETY: the caller vouches for the struct.
-        let version = unsafe { (*margin).version };
-        if version != expected {
-            return Err(misuse(
-                NAME,
-                codes::ARGUMENT_VERSION_MISMATCH,
-                format!("version {version:#x}, expected {expected:#x}"),
-            ));
-        }
+        unsafe { check_version(NAME, margin, 1)? };
         let limit = thermal_limit_c(nvml, gpu).ok_or(codes::NOT_SUPPORTED)?;
         // From the whole degrees the temperature call reports, as one sensor reading gives both.
         let temp = nvml.now().gpus[gpu as usize].thermal.temp_c.round();
         let answer = nvmlMarginTemperature_t {
-            version,
+            // SAFETY: checked above.
+            version: unsafe { (*margin).version },
             marginTemperature: (limit - temp) as c_int,
         };
         // SAFETY: as above.
