@@ -117,7 +117,9 @@ impl Board {
                 }
                 self.telemetry = Some(frame.clone());
             }
-            Feed::ProbeTrouble(message) => self.problems.push(message.clone()),
+            Feed::ProbeTrouble(message) | Feed::ProbeGone(message) => {
+                self.problems.push(message.clone())
+            }
         }
     }
 

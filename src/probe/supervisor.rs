@@ -721,9 +721,9 @@ impl Loop {
             }
         }
         self.gave_up = true;
-        self.trouble(format!(
+        let _ = self.feed.send(Feed::ProbeGone(format!(
             "the probe failed {MAX_FAILED_STARTS} times in a row; measurements stop here"
-        ));
+        )));
         while let Some(part) = self.queue.pop_front() {
             self.finish_part(part.id, part.last, false);
         }
