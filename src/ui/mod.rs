@@ -21,6 +21,7 @@ pub mod help;
 pub mod keybar;
 pub mod links;
 pub mod matrix;
+pub mod opening;
 pub mod theme;
 
 use crate::app::board::Board;
