@@ -38,6 +38,13 @@ struct Pane {
 
 impl Pane {
     fn open(tag: &str) -> Pane {
+        let pane = Pane::running(tag, "sh");
+        pane.keys(&["PS1='sh$ '", "Enter"]);
+        pane
+    }
+
+    /// A session whose own command is `command`: ending the session hangs its terminal up.
+    fn running(tag: &str, command: &str) -> Pane {
         let name = format!("p2ptop-test-{tag}-{}", std::process::id());
         tmux(&[
             "new-session",
@@ -48,11 +55,9 @@ impl Pane {
             "120",
             "-y",
             "40",
-            "sh",
+            command,
         ]);
-        let pane = Pane { name };
-        pane.keys(&["PS1='sh$ '", "Enter"]);
-        pane
+        Pane { name }
     }
 
     fn keys(&self, keys: &[&str]) {
@@ -192,20 +197,8 @@ fn closing_the_terminal_ends_the_live_view_at_once() {
     }
     // p2ptop is the session's own command, as a login shell's child is over SSH: killing the
     // session hangs its terminal up.
-    let name = format!("p2ptop-test-hangup-{}", std::process::id());
     let command = format!("{} --sim 3090-bridge", env!("CARGO_BIN_EXE_p2ptop"));
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ]);
-    let pane = Pane { name };
+    let pane = Pane::running("hangup", &command);
     pane.wait_for("SIMULATED: 3090-bridge");
     let pid: u32 = tmux(&["display-message", "-p", "-t", &pane.name, "#{pane_pid}"])
         .trim()

@@ -115,7 +115,7 @@ pub fn run<E: Send + 'static>(
         wait_for_machine(&mut terminal, &opening, &inputs, &signals.stop).and_then(|waited| {
             match waited {
                 Waited::Opened(Ok(conn)) => {
-                let mut conn = *conn;
+                    let mut conn = *conn;
                     let feed = std::mem::replace(&mut conn.feed, mpsc::channel().1);
                     let topology = conn
                         .topology

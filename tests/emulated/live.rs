@@ -84,27 +84,12 @@ fn the_matrix_fills_and_stress_shows_nvlink_traffic_in_the_gpu_panel() {
         return;
     }
     let emu = Emu::new("hgx-h100");
-    let name = format!("p2ptop-emu-live-{}", std::process::id());
-    let lib = emu.dir().join("lib");
-    let command = format!(
-        "env LD_LIBRARY_PATH={} P2PTOP_EMU=hgx-h100 P2PTOP_EMU_STATE={} P2PTOP_EMU_LOG={} {P2PTOP} --buffer-mib 1",
-        lib.display(),
-        emu.dir().join("state").display(),
-        emu.dir().join("log").display(),
+    let session = start_in_session(
+        &emu,
+        &format!("p2ptop-emu-live-{}", std::process::id()),
+        "--buffer-mib 1",
     );
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "160",
-        "-y",
-        "45",
-        &command,
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    let session = Session(name.clone());
+    let name = session.0.clone();
     let screen = session.wait_until("a full matrix", |s| {
         s.contains("EMULATED DRIVERS") && (0..8).all(|g| row_figures(s, &format!("GPU{g}")) == 9)
     });
