@@ -1,6 +1,8 @@
 //! The real binary in a real terminal: tmux runs `p2ptop --sim 3090-bridge`, keys go in with
-//! send-keys, the screen comes back with capture-pane. Without tmux the test fails when CI=true
-//! and says SKIPPED otherwise.
+//! send-keys, the screen comes back with capture-pane. Without tmux the test fails unless
+//! `P2PTOP_ALLOW_SKIP` lists tmux (see `tests/skip`).
+
+mod skip;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,19 +17,10 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether tmux is here to drive the live view; without it the test fails unless
+/// `P2PTOP_ALLOW_SKIP` lists tmux (see `tests/skip`).
 fn have_tmux() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "tmux is required in CI for the end-to-end test of the live view"
-        );
-        println!("SKIPPED: tmux is not installed; the live view was not driven end to end");
-    }
-    found
+    skip::have("tmux", "tmux", "apt-get install tmux (.ci/run installs it)")
 }
 
 /// A tmux session running `sh`, killed when dropped.
