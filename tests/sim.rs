@@ -447,10 +447,12 @@ fn stress(pairs: Vec<Pair>, op: Op, engine: Engine) -> Command {
 
 /// Stress on the bridged pair (SM writes both ways at once) for `seconds` simulated seconds;
 /// returns each GPU's SM write rate per round.
+/// Stresses both directions of the bridge for `seconds`: after each stress, the time, GPU0's
+/// and GPU1's SM write rates and GPU0's temperature.
 fn stress_3090_bridge(
     machine: sim::machine::Machine,
     seconds: f64,
-) -> (Vec<(f64, f64, f64)>, Simulation) {
+) -> (Vec<(f64, f64, f64, f64)>, Simulation) {
     let mut s = Simulation::new(machine, 11);
     let mut rates = Vec::new();
     while s.now_s() < seconds {
@@ -469,7 +471,8 @@ fn stress_3090_bridge(
                 })
                 .unwrap()
         };
-        rates.push((s.now_s(), from(0), from(1)));
+        let hot = s.telemetry().gpus[0].temp_c.unwrap();
+        rates.push((s.now_s(), from(0), from(1), hot));
     }
     (rates, s)
 }
@@ -521,13 +524,24 @@ fn the_card_under_the_bridge_throttles_within_two_minutes_and_its_sm_copies_slow
     );
     let t = s.telemetry();
     let (hot, cool) = (&t.gpus[0], &t.gpus[1]);
-    assert!(hot.temp_c.unwrap() >= 90.0, "GPU0 at {:?} °C", hot.temp_c);
+    assert_eq!(hot.slowdown_temp_c, Some(93.0));
+    let crossed = rates.iter().find(|r| r.3 >= 93.0);
+    assert!(
+        crossed.is_some_and(|r| r.0 <= 120.0),
+        "GPU0 never reached 93 °C: {rates:?}"
+    );
+    // Throttled since, its controller holds it within 3 °C below the slowdown point.
+    assert!(
+        (90.0..95.0).contains(&hot.temp_c.unwrap()),
+        "GPU0 at {:?} °C",
+        hot.temp_c
+    );
     assert!(hot.throttle.unwrap().0 & ThrottleReasons::SW_THERMAL != 0);
     assert!(hot.sm_clock_mhz.unwrap() < hot.sm_clock_max_mhz.unwrap());
     assert!(cool.temp_c.unwrap() < 85.0, "GPU1 at {:?} °C", cool.temp_c);
     assert!(!cool.throttle.unwrap().is_throttling());
-    let (_, first0, first1) = rates[0];
-    let (_, last0, last1) = *rates.last().unwrap();
+    let (_, first0, first1, _) = rates[0];
+    let (_, last0, last1, _) = *rates.last().unwrap();
     assert!(
         last0 < 0.9 * first0,
         "GPU0's SM copies went from {first0} to {last0} GB/s"

@@ -1,7 +1,9 @@
 //! The real binary in a real terminal: tmux runs `p2ptop --sim 3090-bridge`, keys go in with
 //! send-keys, the screen comes back with capture-pane; signals and a terminal that goes away
-//! end it as they should. Without tmux the test fails when CI=true
-//! and says SKIPPED otherwise.
+//! end it as they should. Without tmux the tests fail unless `P2PTOP_ALLOW_SKIP` lists tmux
+//! (see `tests/skip`).
+
+mod skip;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,19 +18,10 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether tmux is here to drive the live view; without it the test fails unless
+/// `P2PTOP_ALLOW_SKIP` lists tmux (see `tests/skip`).
 fn have_tmux() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "tmux is required in CI for the end-to-end test of the live view"
-        );
-        println!("SKIPPED: tmux is not installed; the live view was not driven end to end");
-    }
-    found
+    skip::have("tmux", "tmux", "apt-get install tmux (.ci/run installs it)")
 }
 
 /// A tmux session running `sh`, killed when dropped.
@@ -271,6 +264,25 @@ fn a_hang_leaves_its_pair_out_and_the_live_view_measures_on() {
     pane.keys(&["q"]);
     pane.assert_restored("exit=0");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_machine_that_cannot_be_opened_is_said_once_the_terminal_is_back() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::open("missing-probe");
+    let command = format!(
+        "{} --probe /nonexistent/p2ptop-probe; echo exit=$?",
+        env!("CARGO_BIN_EXE_p2ptop")
+    );
+    pane.keys(&[&command, "Enter"]);
+    pane.assert_restored("exit=3");
+    let screen = pane.screen();
+    assert!(
+        screen.contains("/nonexistent/p2ptop-probe is missing"),
+        "{screen}"
+    );
 }
 
 #[test]
