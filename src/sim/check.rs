@@ -120,9 +120,9 @@ fn model(key: &str, m: &ModelSpec) -> Result<(), String> {
             return Err(format!("{key}.{field} must be at least 1"));
         }
     }
-    if m.memory_gib == 0 || m.bar1_mib == 0 {
-        let field = if m.memory_gib == 0 {
-            "memory_gib"
+    if m.memory_mib() == 0 || m.bar1_mib == 0 {
+        let field = if m.memory_mib() == 0 {
+            "memory_mib"
         } else {
             "bar1_mib"
         };

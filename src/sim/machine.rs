@@ -416,7 +416,7 @@ impl Machine {
                 pci_bus_id: g.bus_id.clone(),
                 compute_capability: g.model.compute_capability.clone(),
                 sm_count: g.model.sm_count,
-                memory_mib: g.model.memory_gib * 1024,
+                memory_mib: g.model.memory_mib(),
                 l2_cache_bytes: g.model.l2_cache_bytes(),
             })
             .collect();
@@ -454,7 +454,7 @@ impl Machine {
             uuid: self.uuid(g.index),
             pci_bus_id: g.bus_id.clone(),
             architecture: Some(g.model.architecture.clone()),
-            memory_mib: Some(g.model.memory_gib * 1024),
+            memory_mib: Some(g.model.memory_mib()),
             power_limit_w: Some(g.power_limit_w),
             default_power_limit_w: Some(g.model.power_limit_w),
             cpu_affinity: Some(socket_cpus(host, g.socket)),

@@ -126,6 +126,11 @@ pub struct ModelSpec {
     /// As CUDA reports it, e.g. "8.6".
     pub compute_capability: String,
     pub sm_count: u32,
+    /// The memory as NVML reports it, MiB (an H100 80GB HBM3 has 81559, an RTX 4090 24564);
+    /// a machine file may give `memory_gib` instead, for a round figure.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
     pub memory_gib: u64,
     pub memory_peak_gbps: f64,
     /// The card's link at its best, e.g. "4.0 x16" (a slot or root port may hold it lower).
@@ -167,6 +172,11 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The memory in MiB: `memory_mib`, or else `memory_gib` × 1024.
+    pub fn memory_mib(&self) -> u64 {
+        self.memory_mib.unwrap_or(self.memory_gib * 1024)
+    }
+
     /// The L2 cache in bytes: the file's figure, or else that of the architecture's flagship
     /// (Pascal 4 MiB, Volta 6, Turing 6, Ampere GA100 40 and GA10x 6, Ada 72, Hopper 50,
     /// Blackwell 126), so a machine file need not know it.
