@@ -477,11 +477,47 @@ fn the_help_lists_every_key_and_the_p2p_codes() {
     };
     let terminal = draw(&board, &view, 120, 40);
     insta::assert_snapshot!("help_120x40", terminal.backend());
-    let screen = text(&terminal);
+    // What is below the fold at 120×40 is one scroll away.
+    let scrolled = View {
+        help_scroll: 20,
+        ..view.clone()
+    };
+    let screen = text(&terminal) + &text(&draw(&board, &scrolled, 120, 40));
     for binding in p2ptop::app::keys::help() {
         assert!(screen.contains(binding.hint), "{} missing", binding.hint);
+        assert!(
+            screen.contains(p2ptop::app::keys::says(binding.action)),
+            "{} unexplained",
+            binding.hint
+        );
     }
     assert!(screen.contains("CNS: the chipset"));
+}
+
+#[test]
+fn the_help_scrolls_to_its_last_line_and_stress_hides_the_op_keys() {
+    let (board, _) = swept(preset("3090-bridge"), "3090-bridge", Engine::Sm);
+    let last = p2ptop::model::topology::P2pStatus::U.sentence();
+    let mut view = View {
+        help: true,
+        ..View::new(board.nodes().len())
+    };
+    let top = text(&draw(&board, &view, 120, 40));
+    assert!(top.contains("↓ more"), "{top}");
+    assert!(!top.contains(&last[..20]), "{top}");
+    for _ in 0..10 {
+        view.apply(p2ptop::app::view::Action::ScrollHelp(10), 3, 2);
+    }
+    let bottom = text(&draw(&board, &view, 120, 40));
+    assert!(bottom.contains(&last[..20]), "{bottom}");
+    assert!(!bottom.contains("↓ more"), "{bottom}");
+    let stress = View {
+        mode: Mode::Stress,
+        ..View::new(board.nodes().len())
+    };
+    let screen = text(&draw(&board, &stress, 120, 40));
+    let bar = screen.lines().last().unwrap();
+    assert!(bar.contains("m mode") && !bar.contains("o op"), "{bar}");
 }
 
 /// A live view on a simulated connection, for driving with keys.
