@@ -71,7 +71,7 @@ impl Cycle {
             return None;
         }
         let (pairs, op) = match view.mode {
-            Mode::Stress => (stress_pairs(board), Op::Bidir),
+            Mode::Stress => (stress_pairs(board, view.engine), Op::Bidir),
             Mode::Sweep => {
                 if self.queue.is_empty() {
                     self.queue = sweep_order(board, view).into();
@@ -117,8 +117,9 @@ pub fn stress_command(id: u64, pairs: Vec<Pair>, engine: Engine, settings: Setti
 }
 
 /// Every pair of different GPUs once (bidir covers both directions); on a machine with one
-/// GPU, its host path.
-fn stress_pairs(board: &Board) -> Vec<Pair> {
+/// GPU, its host path. Pairs that cannot work are left out as in a sweep: the supervisor
+/// answers a stress of nothing but such pairs at once, and asking again would spin.
+fn stress_pairs(board: &Board, engine: Engine) -> Vec<Pair> {
     let gpus: Vec<u32> = board.topology.gpus.iter().map(|g| g.index).collect();
     let mut pairs = Vec::new();
     for (k, &a) in gpus.iter().enumerate() {
@@ -137,6 +138,7 @@ fn stress_pairs(board: &Board) -> Vec<Pair> {
             dst: Node::Host,
         });
     }
+    pairs.retain(|&pair| !hopeless(board, pair, Op::Bidir, engine));
     pairs
 }
 
@@ -281,6 +283,32 @@ mod tests {
         assert!(!order.contains(&(hung, Op::Read)));
         assert!(!order.contains(&(hung, Op::Write)));
         assert!(order.contains(&(hung, Op::Latency)));
+    }
+
+    #[test]
+    fn stress_leaves_out_the_pairs_a_hang_broke_and_stops_asking_when_none_is_left() {
+        let mut board = board("3090-bridge");
+        let mut view = View::new(3);
+        view.mode = Mode::Stress;
+        let pair = Pair {
+            src: Node::Gpu(0),
+            dst: Node::Gpu(1),
+        };
+        let failure = crate::probe::session::Failure::new(FailureKind::Skipped, "left out");
+        board.apply(&Feed::Probe(crate::probe::session::pair_error(
+            1,
+            pair,
+            Op::Bidir,
+            Engine::Sm,
+            &failure,
+        )));
+        assert_eq!(Cycle::new().next(&view, &board, &Settings::default()), None);
+        view.engine = Engine::Ce;
+        assert!(
+            Cycle::new()
+                .next(&view, &board, &Settings::default())
+                .is_some()
+        );
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! `p2ptop` with no command: the live view.
 
 use super::Failure;
-use super::run::INTERRUPTED;
 use crate::cli::{LiveArgs, MachineArgs};
-use crate::exit;
-use crate::live::{self, Ending, LiveOptions, terminal};
+use crate::exit::{self, INTERRUPTED};
+use crate::live::{self, Ending, LiveOptions, Opened, terminal};
 use crate::probe::protocol::Settings;
 use std::io::{self, IsTerminal};
 use std::time::Duration;
@@ -41,9 +40,10 @@ fn open(machine: &MachineArgs, args: &LiveArgs) -> Result<u8, Failure> {
     let (machine, buffer_mib) = (machine.clone(), args.buffer_mib);
     let open = move || {
         let conn = super::connect(&machine, true, telemetry)?;
-        let nodes = super::measure::selected_nodes(&conn.topology, machine.devices.as_deref())?;
+        let (nodes, notes) =
+            super::measure::selected_nodes(&conn.topology, machine.devices.as_deref())?;
         super::measure::check_buffer_fits(&conn.topology, &nodes, buffer_mib)?;
-        Ok(conn)
+        Ok(Opened { conn, notes })
     };
     let ending =
         live::run(open, options).map_err(|e| Failure::new(exit::INTERNAL, format!("{e:#}")))?;

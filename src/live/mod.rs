@@ -28,7 +28,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -96,7 +96,7 @@ pub enum Ending<E> {
 /// terminal goes away. The terminal is restored before this returns, whatever happened, and
 /// the probe's running command is stopped.
 pub fn run<E: Send + 'static>(
-    open: impl FnOnce() -> Result<Connection, E> + Send + 'static,
+    open: impl FnOnce() -> Result<Opened, E> + Send + 'static,
     options: LiveOptions,
 ) -> anyhow::Result<Ending<E>> {
     let signals = terminal::Signals::watch().context("cannot watch for termination signals")?;
@@ -114,8 +114,8 @@ pub fn run<E: Send + 'static>(
     let looped =
         wait_for_machine(&mut terminal, &opening, &inputs, &signals.stop).and_then(|waited| {
             match waited {
-                Waited::Opened(Ok(conn)) => {
-                    let mut conn = *conn;
+                Waited::Opened(Ok(opened)) => {
+                    let Opened { mut conn, notes } = *opened;
                     let feed = std::mem::replace(&mut conn.feed, mpsc::channel().1);
                     let topology = conn
                         .topology
@@ -123,6 +123,7 @@ pub fn run<E: Send + 'static>(
                         .map_err(anyhow::Error::msg)?;
                     forward_feed(feed, tx);
                     let view = live.insert(Live::new(conn, topology, &options)?);
+                    view.board.problems.extend(notes);
                     event_loop(&mut terminal, view, &inputs, options.refresh, &signals.stop)?;
                     Ok(None)
                 }
@@ -132,7 +133,8 @@ pub fn run<E: Send + 'static>(
             }
         });
     signals.stop.store(true, Ordering::SeqCst);
-    let gone = gone.load(Ordering::SeqCst);
+    // A draw may fail on a hung-up terminal before the watcher has looked.
+    let gone = gone.load(Ordering::SeqCst) || terminal::hung_up();
     reader.finish(gone);
     drop(guard);
     // Stop the probe's current command so it does not keep a GPU busy after the view is gone.
@@ -148,9 +150,16 @@ pub fn run<E: Send + 'static>(
     Ok(looped?.unwrap_or(Ending::Quit))
 }
 
+/// An opened machine, and what the user should know of it before anything is measured (GPUs
+/// left out, and why).
+pub struct Opened {
+    pub conn: Connection,
+    pub notes: Vec<String>,
+}
+
 /// What waiting for the machine came to.
 enum Waited<E> {
-    Opened(Result<Box<Connection>, E>),
+    Opened(Result<Box<Opened>, E>),
     Quit,
     Stopped,
 }
@@ -158,7 +167,7 @@ enum Waited<E> {
 /// Shows that the machine is being opened until it is, the user quits or `stop` is set.
 fn wait_for_machine<B: Backend, E>(
     terminal: &mut Terminal<B>,
-    opening: &Receiver<Result<Connection, E>>,
+    opening: &Receiver<Result<Opened, E>>,
     inputs: &Receiver<Input>,
     stop: &AtomicBool,
 ) -> anyhow::Result<Waited<E>>
@@ -168,8 +177,12 @@ where
     let started = Instant::now();
     let mut drawn = None;
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(opened) = opening.try_recv() {
-            return Ok(Waited::Opened(opened.map(Box::new)));
+        match opening.try_recv() {
+            Ok(opened) => return Ok(Waited::Opened(opened.map(Box::new))),
+            Err(TryRecvError::Disconnected) => {
+                anyhow::bail!("opening the machine ended without an answer")
+            }
+            Err(TryRecvError::Empty) => {}
         }
         // The waiting screen counts seconds, so it is drawn once a second (and after a key).
         let waited = started.elapsed().as_secs();
@@ -179,6 +192,7 @@ where
         }
         match inputs.recv_timeout(OPENING_POLL) {
             Ok(Input::Terminal(ev)) if terminal::asks_to_quit(&ev) => return Ok(Waited::Quit),
+            Ok(Input::TerminalFailed(e)) => anyhow::bail!("cannot read the terminal: {e}"),
             Ok(_) => drawn = None,
             Err(_) => {}
         }
@@ -189,10 +203,15 @@ where
 /// How often the waiting screen looks at the machine being opened and at a stop.
 const OPENING_POLL: Duration = Duration::from_millis(50);
 
+/// The longest the loop waits before it looks at a stop again.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
 /// What arrives on the loop's one channel.
 #[derive(Debug)]
 pub enum Input {
     Terminal(TermEvent),
+    /// The terminal cannot be read any more (short of hanging up, which ends the view).
+    TerminalFailed(String),
     Feed(Feed),
     /// The machine's side of the connection has gone.
     FeedClosed,
@@ -384,7 +403,9 @@ where
         let wait = match last_draw {
             Some(t) if dirty => refresh.saturating_sub(t.elapsed()),
             _ => refresh,
-        };
+        }
+        // A stop is seen within a poll even when the refresh is long and nothing arrives.
+        .min(STOP_POLL);
         let first = match inputs.recv_timeout(wait) {
             Ok(input) => input,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -395,6 +416,7 @@ where
             match input {
                 Input::Feed(item) => live.take(&item),
                 Input::FeedClosed => live.feed_closed(),
+                Input::TerminalFailed(e) => anyhow::bail!("cannot read the terminal: {e}"),
                 Input::Terminal(ev) => {
                     let size = terminal.size()?;
                     if live.handle(&ev, Rect::new(0, 0, size.width, size.height)) == Flow::Quit {

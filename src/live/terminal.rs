@@ -8,13 +8,14 @@
 //! thread once the terminal is gone.
 
 use super::Input;
+use crate::exit;
 use crossterm::event::{self, Event as TermEvent};
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the reader may take to notice a stop: one of its polls.
 const READ_POLL: Duration = Duration::from_millis(100);
@@ -53,41 +54,46 @@ fn any_hung_up(fds: &[libc::c_int]) -> bool {
             .any(|p| p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0)
 }
 
-/// Reads terminal events onto the loop's channel until `stop` is set or the terminal goes.
+/// Reads terminal events onto the loop's channel until `stop` is set or the terminal goes. A
+/// terminal that cannot be read any more, short of hanging up, is said on the channel: without
+/// its keys the view could not be quit.
 pub fn read(tx: Sender<Input>, stop: Arc<AtomicBool>) -> Reader {
-    let handle = thread::spawn(move || {
+    let (finished, done) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let _finished = finished; // dropped when this thread ends, which `done` sees
         // Looking first keeps this thread out of crossterm's endless retry on a hung-up tty
         // (but for a hang-up in the middle of a poll).
         while !stop.load(Ordering::Relaxed) && !hung_up() {
-            match event::poll(READ_POLL) {
-                Ok(true) => {
-                    let Ok(ev) = event::read() else { return };
-                    if tx.send(Input::Terminal(ev)).is_err() {
-                        return;
-                    }
-                }
-                Ok(false) => {}
-                Err(_) => return,
+            let event =
+                event::poll(READ_POLL).and_then(|ready| ready.then(event::read).transpose());
+            let input = match event {
+                Ok(None) => continue,
+                Ok(Some(ev)) => Input::Terminal(ev),
+                Err(_) if hung_up() => return,
+                Err(e) => Input::TerminalFailed(e.to_string()),
+            };
+            let failed = matches!(input, Input::TerminalFailed(_));
+            if tx.send(input).is_err() || failed {
+                return;
             }
         }
     });
-    Reader(handle)
+    Reader { done }
 }
 
 /// The thread reading the terminal.
-pub struct Reader(thread::JoinHandle<()>);
+pub struct Reader {
+    /// Disconnected once the thread has ended.
+    done: mpsc::Receiver<()>,
+}
 
 impl Reader {
     /// Waits for the reader to see its stop, so that no thread of the view is reading when the
     /// shell gets its terminal back, unless the terminal is gone: then the reader may never
     /// return (see the module's comment) and the process leaves it behind.
     pub fn finish(self, terminal_gone: bool) {
-        let deadline = Instant::now() + 3 * READ_POLL;
-        while !terminal_gone && !self.0.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if self.0.is_finished() {
-            let _ = self.0.join();
+        if !terminal_gone {
+            let _ = self.done.recv_timeout(3 * READ_POLL);
         }
     }
 }
@@ -109,21 +115,25 @@ pub fn watch_hang_up(stop: Arc<AtomicBool>, gone: Arc<AtomicBool>) {
 
 /// The signals that end the live view: SIGTERM, SIGINT, SIGQUIT (whose default would leave the
 /// terminal raw) and SIGHUP. The first sets the stop flag and records which it was; a second
-/// ends p2ptop at once with exit 130, whatever the view is doing.
+/// ends p2ptop at once with exit 130, whatever the view is doing (the terminal may stay raw
+/// then: that is what a second signal asks for).
 pub struct Signals {
+    /// Set by a signal, by the user quitting, or by the terminal going away.
     pub stop: Arc<AtomicBool>,
+    /// Set by a signal only, so that a signal after a quit is still the first one.
+    signalled: Arc<AtomicBool>,
     which: Arc<AtomicUsize>,
-    ids: Vec<signal_hook::SigId>,
 }
 
-/// The exit code of a view ended by a signal, as for the headless commands.
-pub const INTERRUPTED: i32 = 130;
-
 impl Signals {
+    /// Starts watching. The handlers stay for the life of the process: unregistered, a
+    /// signal would be ignored rather than end it.
     pub fn watch() -> io::Result<Signals> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let which = Arc::new(AtomicUsize::new(0));
-        let mut ids = Vec::new();
+        let signals = Signals {
+            stop: Arc::new(AtomicBool::new(false)),
+            signalled: Arc::new(AtomicBool::new(false)),
+            which: Arc::new(AtomicUsize::new(0)),
+        };
         for signal in [
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
@@ -131,19 +141,16 @@ impl Signals {
             signal_hook::consts::SIGHUP,
         ] {
             // The shutdown goes first: it sees the flag as it was before this signal.
-            ids.push(signal_hook::flag::register_conditional_shutdown(
+            signal_hook::flag::register_conditional_shutdown(
                 signal,
-                INTERRUPTED,
-                Arc::clone(&stop),
-            )?);
-            ids.push(signal_hook::flag::register_usize(
-                signal,
-                Arc::clone(&which),
-                signal as usize,
-            )?);
-            ids.push(signal_hook::flag::register(signal, Arc::clone(&stop))?);
+                i32::from(exit::INTERRUPTED),
+                Arc::clone(&signals.signalled),
+            )?;
+            signal_hook::flag::register(signal, Arc::clone(&signals.signalled))?;
+            signal_hook::flag::register_usize(signal, Arc::clone(&signals.which), signal as usize)?;
+            signal_hook::flag::register(signal, Arc::clone(&signals.stop))?;
         }
-        Ok(Signals { stop, which, ids })
+        Ok(signals)
     }
 
     /// The signal that asked the view to stop, if one did.
@@ -151,14 +158,6 @@ impl Signals {
         match self.which.load(Ordering::SeqCst) {
             0 => None,
             n => i32::try_from(n).ok(),
-        }
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        for &id in &self.ids {
-            signal_hook::low_level::unregister(id);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! greet (opening every GPU, loading its kernels), and the user can leave at any time.
 //!
 //! ```text
-//! p2ptop: opening the machine: starting the probe and waiting for it to greet (12 s; it has 60)
+//! p2ptop: opening the machine (12 s): NVML, then the probe, which has 60 s to greet
 //! q quit
 //! ```
 
@@ -15,8 +15,7 @@ use std::time::Duration;
 pub fn draw(frame: &mut Frame, waited: Duration) {
     let text = vec![
         Line::from(format!(
-            "p2ptop: opening the machine: starting the probe and waiting for it to greet \
-             ({} s; it has {})",
+            "p2ptop: opening the machine ({} s): NVML, then the probe, which has {} s to greet",
             waited.as_secs(),
             HELLO_TIMEOUT.as_secs()
         )),

@@ -207,8 +207,21 @@ fn closing_the_terminal_ends_p2ptop_and_its_probe_at_once() {
     );
 }
 
+/// The pids of `parent`'s children, waiting up to 10 s for `count` of them.
+fn wait_for_children(parent: i32, count: usize, what: &str) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = children(parent);
+        if found.len() == count {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what}: {found:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn a_probe_that_never_greets_leaves_a_screen_that_says_so_and_quits_on_q() {
+fn a_probe_that_never_greets_leaves_a_screen_that_says_so_and_quits_on_q_or_a_signal() {
     if !have_tmux() {
         return;
     }
@@ -217,22 +230,26 @@ fn a_probe_that_never_greets_leaves_a_screen_that_says_so_and_quits_on_q() {
     std::fs::write(&silent, "#!/bin/sh\nexec sleep 600\n").expect("write the probe");
     std::fs::set_permissions(&silent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("make it executable");
-    let session = start_in_session(
-        &emu,
-        &format!("p2ptop-emu-silent-{}", std::process::id()),
-        &format!("--probe {}; echo exit=$?; sleep 60", silent.display()),
-    );
-    session.wait_until("the waiting screen", |s| {
-        s.contains("waiting for it to greet") && s.contains("q quit")
-    });
-    // The session runs a shell (for the exit code), p2ptop under it, the probe under that.
-    let shell = pane_pid(&session);
-    let p2ptop = children(shell);
-    assert_eq!(p2ptop.len(), 1, "p2ptop runs under the shell");
-    let probe = children(p2ptop[0]);
-    assert_eq!(probe.len(), 1, "the silent probe runs under p2ptop");
-    tmux(&["send-keys", "-t", &session.0, "q"]);
-    let screen = session.wait_until("the shell back", |s| s.contains("exit=0"));
-    assert!(!screen.contains("waiting for it to greet"), "{screen}");
-    assert_all_end(&probe, Duration::from_secs(3), "the silent probe after q");
+    for (how, exit) in [("q", "exit=0"), ("SIGTERM", "exit=130")] {
+        let session = start_in_session(
+            &emu,
+            &format!("p2ptop-emu-silent-{how}-{}", std::process::id()),
+            &format!("--probe {}; echo exit=$?; sleep 60", silent.display()),
+        );
+        session.wait_until("the waiting screen", |s| {
+            s.contains("which has 60 s to greet") && s.contains("q quit")
+        });
+        // The session runs a shell (for the exit code), p2ptop under it, the probe under that.
+        let p2ptop = wait_for_children(pane_pid(&session), 1, "p2ptop under the shell")[0];
+        let probe = wait_for_children(p2ptop, 1, "the silent probe under p2ptop");
+        if how == "q" {
+            tmux(&["send-keys", "-t", &session.0, "q"]);
+        } else {
+            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+            assert_eq!(unsafe { libc::kill(p2ptop, libc::SIGTERM) }, 0);
+        }
+        let screen = session.wait_until("the shell back", |s| s.contains(exit));
+        assert!(!screen.contains("to greet"), "{how}: {screen}");
+        assert_all_end(&probe, Duration::from_secs(3), "the silent probe");
+    }
 }
