@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench frame`
 
-use p2ptop::app::board::{Board, Cell, CellKey, HISTORY, Measured};
+use p2ptop::app::board::{Board, Cell, CellKey, HISTORY, HISTORY_POINTS, Measured};
 use p2ptop::app::feed::Feed;
 use p2ptop::app::view::View;
 use p2ptop::live::{self, Input, Live, LiveOptions};
@@ -66,6 +66,9 @@ fn board(gpus: u32) -> Board {
                         throttled: false,
                     }),
                     history: (0..HISTORY).map(|k| gbps + (k % 7) as f64).collect(),
+                    timeline: (0..HISTORY_POINTS)
+                        .map(|k| (k as f64 * 0.25, gbps + (k % 7) as f64))
+                        .collect(),
                     failure: None,
                 };
                 board.cells.insert(

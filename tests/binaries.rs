@@ -164,7 +164,7 @@ fn the_probe_documents_its_protocol() {
 
 #[test]
 fn p2ptop_relays_the_probes_reason_and_exits_3() {
-    let out = with_stub_driver(P2PTOP, &[]);
+    let out = with_stub_driver(P2PTOP, &["run"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no usable CUDA device"), "{stderr}");
@@ -185,6 +185,7 @@ fn p2ptop_without_a_driver_library_says_what_is_missing() {
         return;
     }
     let out = Command::new(P2PTOP)
+        .arg("run")
         .env("LD_LIBRARY_PATH", &empty)
         .env_remove("P2PTOP_PROBE")
         .output()
@@ -201,7 +202,7 @@ fn p2ptop_without_a_driver_library_says_what_is_missing() {
 #[test]
 fn p2ptop_with_a_missing_probe_says_where_it_looked() {
     let out = Command::new(P2PTOP)
-        .args(["--probe", "/nonexistent/p2ptop-probe"])
+        .args(["run", "--probe", "/nonexistent/p2ptop-probe"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -219,7 +220,7 @@ fn p2ptop_with_a_probe_that_prints_garbage_reports_it_and_exits_4() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new(P2PTOP)
-        .arg("--probe")
+        .args(["run", "--probe"])
         .arg(&fake)
         .output()
         .unwrap();

@@ -355,10 +355,16 @@ fn crash_reports(seen: &[(Instant, Feed)]) -> Vec<Instant> {
 fn gave_up(sup: &supervisor::Supervisor, feed: &Receiver<Feed>, seen: &[(Instant, Feed)]) {
     let feeds: Vec<Feed> = seen.iter().map(|(_, f)| f.clone()).collect();
     let said = troubles(&feeds);
+    let gone: Vec<&Feed> = feeds
+        .iter()
+        .filter(|f| matches!(f, Feed::ProbeGone(_)))
+        .collect();
     assert_eq!(
-        said.last().copied(),
-        Some("the probe failed 5 times in a row; measurements stop here"),
-        "{said:?}"
+        gone,
+        [&Feed::ProbeGone(
+            "the probe failed 5 times in a row; measurements stop here".into()
+        )],
+        "giving up is said once, as the end of the probe: {said:?}"
     );
     let crashes = crash_reports(seen);
     assert_eq!(

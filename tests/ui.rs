@@ -68,7 +68,13 @@ fn preset(name: &str) -> Machine {
 }
 
 fn with_faults(preset: &str, faults: &str) -> Machine {
-    let path = std::env::temp_dir().join(format!("p2ptop-ui-{}-{preset}.toml", std::process::id()));
+    // Tests run in parallel: each machine file gets a name of its own.
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "p2ptop-ui-{}-{n}-{preset}.toml",
+        std::process::id()
+    ));
     let file = format!(
         "name = \"{preset}-faulty\"\nsummary = \"{preset} with faults\"\npreset = \"{preset}\"\n{faults}"
     );
@@ -93,6 +99,53 @@ fn draw(board: &Board, view: &View, width: u16, height: u16) -> Terminal<TestBac
 
 fn text(terminal: &Terminal<TestBackend>) -> String {
     terminal.backend().to_string()
+}
+
+/// The screen row of the bandwidth matrix that starts with `label` (`GPU2`, `host`): the first
+/// line that begins `│<label> ` (the matrix is drawn before every panel below it).
+fn matrix_row(terminal: &Terminal<TestBackend>, label: &str) -> (u16, String) {
+    let buffer = terminal.backend().buffer();
+    let width = buffer.area.width;
+    for y in 0..buffer.area.height {
+        let line: String = (0..width).map(|x| buffer[(x, y)].symbol()).collect();
+        if line.starts_with(&format!("│{label} ")) {
+            return (y, line);
+        }
+    }
+    panic!("no matrix row {label}:\n{}", text(terminal));
+}
+
+/// The text of matrix cell (`row`, `column`) — the `column`-th cell after the row label — and
+/// the style of its first character, for compact cells (7 columns) or merged ones (12).
+fn matrix_cell(
+    terminal: &Terminal<TestBackend>,
+    row: &str,
+    column: u16,
+    cell_width: u16,
+) -> (String, ratatui::style::Style) {
+    let (y, _) = matrix_row(terminal, row);
+    let buffer = terminal.backend().buffer();
+    let x0 = 1 + 7 + column * cell_width;
+    let text: String = (x0..x0 + cell_width)
+        .map(|x| buffer[(x, y)].symbol())
+        .collect();
+    let first = (x0..x0 + cell_width)
+        .find(|&x| buffer[(x, y)].symbol() != " ")
+        .expect("a cell with text");
+    (text, buffer[(first, y)].style())
+}
+
+fn fg(style: ratatui::style::Style) -> Option<ratatui::style::Color> {
+    style.fg
+}
+
+/// The problems line: the line above the key bar that starts with the count.
+fn problems_line(screen: &str) -> String {
+    screen
+        .lines()
+        .find(|l| l.contains(" problem: ") || l.contains(" problems: "))
+        .unwrap_or("")
+        .to_owned()
 }
 
 const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
@@ -166,10 +219,32 @@ fn corrupt_and_hung_pairs_are_unmistakable_and_the_probe_problem_is_shown() {
         ..View::new(board.nodes().len())
     };
     snapshots("hgx_h100_faults", &board, &view);
-    let screen = text(&draw(&board, &view, 200, 60));
-    assert!(screen.contains("BAD"));
-    assert!(screen.contains("HUNG"));
+    let terminal = draw(&board, &view, 200, 60);
+    let screen = text(&terminal);
+    // The legend always names BAD and HUNG: look in the cells' own rows and columns.
+    let compact = 7;
+    let (bad, bad_style) = matrix_cell(&terminal, "GPU2", 3, compact);
+    assert!(bad.contains("BAD"), "GPU2 → GPU3 is {bad:?}");
+    assert_eq!(
+        bad_style.bg,
+        Some(ratatui::style::Color::Red),
+        "{bad_style:?}"
+    );
+    let (hung, hung_style) = matrix_cell(&terminal, "GPU0", 5, compact);
+    assert!(hung.contains("HUNG"), "GPU0 → GPU5 is {hung:?}");
+    assert_eq!(hung_style.bg, Some(ratatui::style::Color::Red));
+    let (healthy, _) = matrix_cell(&terminal, "GPU2", 4, compact);
+    assert!(
+        !healthy.contains("BAD") && !healthy.contains("HUNG"),
+        "{healthy:?}"
+    );
     assert!(screen.contains("VERIFICATION FAILED"));
+    let problems = problems_line(&screen);
+    assert!(
+        problems.contains("GPU0 → GPU5 write sm: HUNG"),
+        "{problems}"
+    );
+    assert!(problems.contains("GPU2 → GPU3 write sm: BAD"), "{problems}");
     assert!(screen.contains("probe:"), "the fatal event is shown");
 }
 
@@ -196,13 +271,192 @@ fn a_gpu_throttling_under_the_bridge_is_marked() {
     );
     let view = View::new(board.nodes().len());
     snapshots("3090_bridge_throttling", &board, &view);
-    let screen = text(&draw(&board, &view, 200, 60));
+    let terminal = draw(&board, &view, 200, 60);
+    let screen = text(&terminal);
     assert!(screen.contains("sw-thermal"), "{screen}");
-    assert!(
-        screen.contains("!"),
-        "the cell measured while throttling is marked"
-    );
+    // The legend always shows `!`: the mark must be in GPU0 → GPU1's own cell, and not in
+    // a cell measured before the GPU throttled.
+    let (cell, _) = matrix_cell(&terminal, "GPU0", 1, 7);
+    assert!(cell.ends_with('!'), "GPU0 → GPU1 is {cell:?}");
+    let (host, _) = matrix_cell(&terminal, "GPU1", 2, 7);
+    assert!(!host.contains('!'), "{host:?}");
     assert!(screen.contains("measured while a GPU throttled"));
+    let problems = problems_line(&screen);
+    assert!(
+        problems.contains("GPU0 throttling: sw-thermal at 9"),
+        "{problems}"
+    );
+    // The history shows the temperature rising to the slowdown point.
+    assert!(screen.contains("temp °C · • • slowdown 93"), "{screen}");
+    assert!(screen.contains("-2m"), "two minutes of history: {screen}");
+}
+
+/// A sweep of a machine file: `preset` with `faults`.
+fn swept_with(preset: &str, faults: &str, engine: Engine) -> Board {
+    swept(
+        with_faults(preset, faults),
+        &format!("{preset}-faulty"),
+        engine,
+    )
+    .0
+}
+
+#[test]
+fn a_bridge_with_a_link_down_is_judged_against_what_it_was_built_for() {
+    let board = swept_with(
+        "3090-bridge",
+        "[[faults]]\nkind = \"nvlink_down\"\ngpu = 0\nlink = 3\n",
+        Engine::Sm,
+    );
+    let view = View::new(board.nodes().len());
+    snapshots("3090_bridge_link_down", &board, &view);
+    let terminal = draw(&board, &view, 120, 40);
+    let screen = text(&terminal);
+    // 81% of NV3 is 61% of the NV4 it was built for: below the NVLink SM floor (65%).
+    let (cell, style) = matrix_cell(&terminal, "GPU0", 1, 7);
+    assert!(cell.contains('↓'), "GPU0 → GPU1 is {cell:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::Red), "{style:?}");
+    let (local, local_style) = matrix_cell(&terminal, "GPU0", 0, 7);
+    assert!(!local.contains('↓'), "{local:?}");
+    assert_eq!(fg(local_style), Some(ratatui::style::Color::Green));
+    assert!(screen.contains("link NV3, built NV4"), "{screen}");
+    assert!(
+        screen.contains("NVLink 3/4 up → now 42.188 GB/s"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("61% of what it was built for ↓ below"),
+        "{screen}"
+    );
+    let problems = problems_line(&screen);
+    assert!(
+        problems.contains("GPU0: 3 of 4 NVLinks up (down: 3)"),
+        "{problems}"
+    );
+    // Without colour the mark still says it.
+    let mono = {
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        let state = State {
+            board: &board,
+            view: &view,
+            running: None,
+            buffer_mib: 512,
+            theme: Theme { color: false },
+        };
+        terminal.draw(|f| ui::draw(f, &state)).unwrap();
+        terminal
+    };
+    let (cell, style) = matrix_cell(&mono, "GPU0", 1, 7);
+    assert!(cell.contains('↓'), "{cell:?}");
+    assert!(
+        matches!(fg(style), None | Some(ratatui::style::Color::Reset)),
+        "{style:?}"
+    );
+}
+
+#[test]
+fn a_bridge_with_every_link_down_asks_whether_it_is_seated() {
+    let faults: String = (0..4)
+        .map(|l| format!("[[faults]]\nkind = \"nvlink_down\"\ngpu = 0\nlink = {l}\n"))
+        .collect();
+    let board = swept_with("3090-bridge", &faults, Engine::Ce);
+    let view = View {
+        engine: Engine::Ce,
+        ..View::new(board.nodes().len())
+    };
+    let terminal = draw(&board, &view, 120, 40);
+    let screen = text(&terminal);
+    let problems = problems_line(&screen);
+    assert!(
+        problems.contains("GPU0: 0 of 4 NVLinks up (down: 0, 1, 2, 3) — is the bridge seated?"),
+        "{problems}"
+    );
+    assert!(screen.contains("NVLink 0/4 up"), "{screen}");
+    let (cell, style) = matrix_cell(&terminal, "GPU0", 1, 7);
+    assert!(cell.contains('↓'), "GPU0 → GPU1 is {cell:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::Red));
+}
+
+#[test]
+fn a_pcie_link_trained_down_shows_its_gap_and_a_problem() {
+    let board = swept_with(
+        "hgx-h100",
+        "[[faults]]\nkind = \"pcie_downgraded\"\ngpu = 3\ngeneration = 4\nwidth = 8\n",
+        Engine::Ce,
+    );
+    let host = board.nodes().len() - 1;
+    let view = View {
+        engine: Engine::Ce,
+        selected: (3, host),
+        ..View::new(board.nodes().len())
+    };
+    snapshots("hgx_h100_pcie_down", &board, &view);
+    let terminal = draw(&board, &view, 200, 60);
+    let screen = text(&terminal);
+    assert!(screen.contains("GPU3 PCIe 4.0 x8 of 5.0 x16"), "{screen}");
+    let problems = problems_line(&screen);
+    assert!(
+        problems.contains("GPU3: PCIe 4.0 x8 of 5.0 x16 under load"),
+        "{problems}"
+    );
+    let (slow, style) = matrix_cell(&terminal, "GPU3", 8, 7);
+    assert!(slow.contains('↓'), "GPU3 → host is {slow:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::Red));
+    let (fine, style) = matrix_cell(&terminal, "GPU2", 8, 7);
+    assert!(!fine.contains('↓'), "GPU2 → host is {fine:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::Green));
+}
+
+#[test]
+fn an_sm_read_over_pcie_is_judged_by_the_pull_floor() {
+    // A healthy PCIe 5.0 SM read pulls ~56% of the line rate; check passes it from 40%.
+    let (board, _) = swept(preset("h100-single"), "h100-single", Engine::Sm);
+    let view = View::new(board.nodes().len());
+    let terminal = draw(&board, &view, 120, 40);
+    let (cell, style) = matrix_cell(&terminal, "host", 0, 7);
+    assert!(!cell.contains('↓'), "host → GPU0 read is {cell:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::Green), "{cell:?}");
+}
+
+#[test]
+fn stress_colours_against_the_fair_share_and_dims_what_it_does_not_load() {
+    let (mut board, mut sim) = swept(preset("hgx-h100"), "hgx-h100", Engine::Sm);
+    let pairs: Vec<Pair> = (0..8u32)
+        .flat_map(|a| (a + 1..8).map(move |b| (a, b)))
+        .map(|(a, b)| Pair {
+            src: Node::Gpu(a),
+            dst: Node::Gpu(b),
+        })
+        .collect();
+    run_into(
+        &mut board,
+        &mut sim,
+        vec![p2ptop::app::cycle::stress_command(
+            9,
+            pairs,
+            Engine::Sm,
+            Settings {
+                samples: 3,
+                ..Settings::default()
+            },
+        )],
+    );
+    let view = View {
+        mode: Mode::Stress,
+        selected: (6, 7),
+        ..View::new(board.nodes().len())
+    };
+    snapshots("hgx_h100_stress", &board, &view);
+    let terminal = draw(&board, &view, 200, 60);
+    // All-to-all gives each NVSwitch pair a seventh of 2 × 450 GB/s: not a red cell.
+    let (cell, style) = matrix_cell(&terminal, "GPU6", 7, 7);
+    assert!(!cell.contains('↓'), "GPU6 → GPU7 under stress is {cell:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::Green), "{cell:?}");
+    // Host cells keep sweep figures stress does not refresh: dimmed and marked stale.
+    let (host, style) = matrix_cell(&terminal, "GPU6", 8, 7);
+    assert!(host.contains('~'), "GPU6 → host under stress is {host:?}");
+    assert_eq!(fg(style), Some(ratatui::style::Color::DarkGray));
+    assert!(text(&terminal).contains("of its fair share under"));
 }
 
 #[test]
@@ -223,11 +477,47 @@ fn the_help_lists_every_key_and_the_p2p_codes() {
     };
     let terminal = draw(&board, &view, 120, 40);
     insta::assert_snapshot!("help_120x40", terminal.backend());
-    let screen = text(&terminal);
+    // What is below the fold at 120×40 is one scroll away.
+    let scrolled = View {
+        help_scroll: 20,
+        ..view.clone()
+    };
+    let screen = text(&terminal) + &text(&draw(&board, &scrolled, 120, 40));
     for binding in p2ptop::app::keys::help() {
         assert!(screen.contains(binding.hint), "{} missing", binding.hint);
+        assert!(
+            screen.contains(p2ptop::app::keys::says(binding.action)),
+            "{} unexplained",
+            binding.hint
+        );
     }
     assert!(screen.contains("CNS: the chipset"));
+}
+
+#[test]
+fn the_help_scrolls_to_its_last_line_and_stress_hides_the_op_keys() {
+    let (board, _) = swept(preset("3090-bridge"), "3090-bridge", Engine::Sm);
+    let last = p2ptop::model::topology::P2pStatus::U.sentence();
+    let mut view = View {
+        help: true,
+        ..View::new(board.nodes().len())
+    };
+    let top = text(&draw(&board, &view, 120, 40));
+    assert!(top.contains("↓ more"), "{top}");
+    assert!(!top.contains(&last[..20]), "{top}");
+    for _ in 0..10 {
+        view.apply(p2ptop::app::view::Action::ScrollHelp(10), 3, 2);
+    }
+    let bottom = text(&draw(&board, &view, 120, 40));
+    assert!(bottom.contains(&last[..20]), "{bottom}");
+    assert!(!bottom.contains("↓ more"), "{bottom}");
+    let stress = View {
+        mode: Mode::Stress,
+        ..View::new(board.nodes().len())
+    };
+    let screen = text(&draw(&board, &stress, 120, 40));
+    let bar = screen.lines().last().unwrap();
+    assert!(bar.contains("m mode") && !bar.contains("o op"), "{bar}");
 }
 
 /// A live view on a simulated connection, for driving with keys.
@@ -271,7 +561,7 @@ fn keys_change_op_mode_engine_units_and_selection_and_the_screen_follows() {
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     terminal.draw(|f| ui::draw(f, &live.state())).unwrap();
     let screen = text(&terminal);
-    assert!(screen.contains("write % of line rate"), "{screen}");
+    assert!(screen.contains("write % of built"), "{screen}");
     assert!(screen.contains("GPU1 → host · write · ce"), "{screen}");
     key(&mut live, KeyCode::Char('m'));
     assert_eq!(live.view.mode, Mode::Stress);
@@ -288,7 +578,8 @@ fn keys_change_op_mode_engine_units_and_selection_and_the_screen_follows() {
 fn a_click_selects_the_cell_under_the_mouse() {
     let mut live = live("3090-bridge");
     let area = Rect::new(0, 0, 120, 40);
-    // Header 2 rows, border, column heads: the first GPU row is at y = 4; cells start at x = 8.
+    // Header 2 rows, border, column heads: the first GPU row is at y = 4; cells start at x = 8
+    // and are 7 columns wide.
     let click = |column, row| {
         TermEvent::Mouse(MouseEvent {
             kind: MouseEventKind::Down(MouseButton::Left),
@@ -297,7 +588,7 @@ fn a_click_selects_the_cell_under_the_mouse() {
             modifiers: KeyModifiers::NONE,
         })
     };
-    live.handle(&click(8 + 6 * 2 + 1, 4 + 1), area);
+    live.handle(&click(8 + 7 * 2 + 1, 4 + 1), area);
     assert_eq!(live.view.selected, (1, 2));
     live.handle(&click(1, 1), area);
     assert_eq!(
@@ -336,7 +627,7 @@ fn the_sweep_measures_on_a_live_connection_and_a_snapshot_is_written_whole() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
     let json = names.iter().find(|n| n.ends_with(".json")).unwrap();
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(json)).unwrap()).unwrap();
@@ -347,6 +638,20 @@ fn the_sweep_measures_on_a_live_connection_and_a_snapshot_is_written_whole() {
             .unwrap()
             .iter()
             .any(|c| c["gbps"].is_number())
+    );
+    let csv = names.iter().find(|n| n.ends_with("-history.csv")).unwrap();
+    let csv = std::fs::read_to_string(dir.join(csv)).unwrap();
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some(
+            "t_s,gpu,temp_c,sm_clock_mhz,power_w,nvlink_tx_gbps,nvlink_rx_gbps,pcie_tx_gbps,pcie_rx_gbps,throttling"
+        )
+    );
+    let gpus: Vec<&str> = rows.map(|r| r.split(',').nth(1).unwrap()).collect();
+    assert!(
+        gpus.contains(&"0") && gpus.contains(&"1"),
+        "a row per GPU per frame: {csv}"
     );
     let md = names.iter().find(|n| n.ends_with(".md")).unwrap();
     assert!(

@@ -3,15 +3,23 @@
 //! same way.
 
 use super::feed::Feed;
-use crate::model::telemetry::TelemetryFrame;
+use crate::model::capacity::{self, Capacity, Trained};
+use crate::model::telemetry::{GpuTelemetry, TelemetryFrame};
 use crate::model::topology::Topology;
 use crate::probe::protocol::{
     DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair, Verification,
 };
+use crate::report::seen::TelemetrySeen;
 use std::collections::{BTreeMap, VecDeque};
 
-/// Samples kept per cell for the history chart.
+/// Samples kept per cell for the spread of its figures.
 pub const HISTORY: usize = 120;
+
+/// How far back the telemetry and bandwidth histories reach, seconds.
+pub const HISTORY_SECONDS: f64 = 300.0;
+
+/// Points kept at most per history, whatever the interval (a bound on memory and drawing).
+pub const HISTORY_POINTS: usize = 1200;
 
 /// Where a measurement sits in the matrix: the flow (src → dst), the op and the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,6 +58,9 @@ pub struct Cell {
     pub last: Option<Measured>,
     /// Per-sample totals, oldest first (at most [`HISTORY`]).
     pub history: VecDeque<f64>,
+    /// Per-sample totals with the telemetry time they came at (seconds), oldest first, over
+    /// the last [`HISTORY_SECONDS`] (at most [`HISTORY_POINTS`]).
+    pub timeline: VecDeque<(f64, f64)>,
     pub failure: Option<CellFailure>,
 }
 
@@ -79,6 +90,66 @@ pub struct Board {
     pub done: BTreeMap<u64, bool>,
     /// The latest stress run's total: all pairs' bytes over their joined span, GB/s.
     pub stress_total: Option<StressTotal>,
+    /// Every GPU's readings folded over the whole run (best PCIe link seen, reasons seen).
+    pub seen: TelemetrySeen,
+    /// The telemetry of the last [`HISTORY_SECONDS`], oldest first.
+    pub telemetry_history: VecDeque<HistoryFrame>,
+}
+
+/// The readings one history chart draws, for one GPU at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HistoryPoint {
+    pub gpu: u32,
+    pub temp_c: Option<f64>,
+    pub sm_clock_mhz: Option<f64>,
+    pub power_w: Option<f64>,
+    pub nvlink_tx_gbps: Option<f64>,
+    pub nvlink_rx_gbps: Option<f64>,
+    pub pcie_tx_gbps: Option<f64>,
+    pub pcie_rx_gbps: Option<f64>,
+    /// Clocks were held down (thermal, power, hardware slowdown).
+    pub throttling: bool,
+}
+
+impl HistoryPoint {
+    fn of(t: &GpuTelemetry) -> HistoryPoint {
+        let (nvlink_tx_gbps, nvlink_rx_gbps) = t.nvlink_totals();
+        HistoryPoint {
+            gpu: t.gpu,
+            temp_c: t.temp_c,
+            sm_clock_mhz: t.sm_clock_mhz.map(f64::from),
+            power_w: t.power_w,
+            nvlink_tx_gbps,
+            nvlink_rx_gbps,
+            pcie_tx_gbps: t.pcie_tx_gbps,
+            pcie_rx_gbps: t.pcie_rx_gbps,
+            throttling: t.throttle.is_some_and(|r| r.is_throttling()),
+        }
+    }
+}
+
+/// Every GPU's history point at one telemetry frame, `at_s` after the sampler started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistoryFrame {
+    pub at_s: f64,
+    pub gpus: Vec<HistoryPoint>,
+}
+
+impl HistoryFrame {
+    pub fn gpu(&self, gpu: u32) -> Option<&HistoryPoint> {
+        self.gpus.iter().find(|p| p.gpu == gpu)
+    }
+}
+
+/// Drops what is older than the window, and the oldest beyond the point bound.
+fn trim<T>(points: &mut VecDeque<T>, now_s: f64, at: impl Fn(&T) -> f64) {
+    while points.len() > HISTORY_POINTS
+        || points
+            .front()
+            .is_some_and(|p| at(p) < now_s - HISTORY_SECONDS)
+    {
+        points.pop_front();
+    }
 }
 
 /// What a whole stress sample moved, per op and engine.
@@ -101,6 +172,8 @@ impl Board {
             problems: Vec::new(),
             done: BTreeMap::new(),
             stress_total: None,
+            seen: TelemetrySeen::default(),
+            telemetry_history: VecDeque::new(),
         }
     }
 
@@ -115,9 +188,18 @@ impl Board {
                         self.throttled_ever.push(g.gpu);
                     }
                 }
+                self.seen.add(frame);
+                let at_s = frame.at_ms as f64 / 1e3;
+                self.telemetry_history.push_back(HistoryFrame {
+                    at_s,
+                    gpus: frame.gpus.iter().map(HistoryPoint::of).collect(),
+                });
+                trim(&mut self.telemetry_history, at_s, |f| f.at_s);
                 self.telemetry = Some(frame.clone());
             }
-            Feed::ProbeTrouble(message) => self.problems.push(message.clone()),
+            Feed::ProbeTrouble(message) | Feed::ProbeGone(message) => {
+                self.problems.push(message.clone())
+            }
         }
     }
 
@@ -130,12 +212,15 @@ impl Board {
                 directions,
                 ..
             } => {
+                let now_s = self.now_s();
                 let cell = self.cell_mut(*pair, *op, *engine);
-                cell.history
-                    .push_back(directions.iter().map(|d| d.gbps).sum());
+                let total: f64 = directions.iter().map(|d| d.gbps).sum();
+                cell.history.push_back(total);
                 if cell.history.len() > HISTORY {
                     cell.history.pop_front();
                 }
+                cell.timeline.push_back((now_s, total));
+                trim(&mut cell.timeline, now_s, |p| p.0);
             }
             Event::Result {
                 pair,
@@ -240,6 +325,29 @@ impl Board {
                 .any(|t| t.gpu == *g && t.throttle.is_some_and(|r| r.is_throttling())),
             Node::Host => false,
         })
+    }
+
+    /// The time of the latest telemetry frame, seconds since the sampler started (0 before one).
+    pub fn now_s(&self) -> f64 {
+        self.telemetry
+            .as_ref()
+            .map_or(0.0, |f| f.at_ms as f64 / 1e3)
+    }
+
+    /// The best PCIe generation and width `gpu`'s link reached so far (it trains down while
+    /// idle, so the best seen is what it reaches under load).
+    pub fn trained(&self, gpu: u32) -> Option<Trained> {
+        let seen = self.seen.gpus.iter().find(|g| g.gpu == gpu)?;
+        Some(Trained {
+            generation: seen.pcie_gen_max_seen?,
+            width: seen.pcie_width_max_seen?,
+        })
+    }
+
+    /// What the path `src → dst` was built for and has now (`model::capacity`), with the PCIe
+    /// links as seen so far.
+    pub fn capacity(&self, src: Node, dst: Node) -> Option<Capacity> {
+        capacity::of_path(&self.topology, src, dst, &|g| self.trained(g))
     }
 
     /// Every node of the matrix: the GPUs in order, then the host.

@@ -1,7 +1,7 @@
 //! Keys: one table that the handler reads and the key bar and help are drawn from, so the
 //! hints on screen are always the keys that work.
 
-use super::view::{Action, Focus, Step, View};
+use super::view::{Action, Focus, Mode, Step, View};
 use crate::probe::protocol::Op;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -17,6 +17,8 @@ pub enum Key {
     Right,
     Tab,
     Esc,
+    PageUp,
+    PageDown,
 }
 
 impl Key {
@@ -36,6 +38,8 @@ impl Key {
             KeyCode::Right => Key::Right,
             KeyCode::Tab | KeyCode::BackTab => Key::Tab,
             KeyCode::Esc => Key::Esc,
+            KeyCode::PageUp => Key::PageUp,
+            KeyCode::PageDown => Key::PageDown,
             _ => return None,
         })
     }
@@ -104,6 +108,46 @@ pub const BINDINGS: &[Binding] = &[
         true,
         Scope::Help,
         Action::Quit,
+    ),
+    bind(
+        &[Key::Up, Key::Char('k')],
+        "↑",
+        "scroll up",
+        false,
+        Scope::Help,
+        Action::ScrollHelp(-1),
+    ),
+    bind(
+        &[Key::Down, Key::Char('j')],
+        "↓",
+        "scroll down",
+        false,
+        Scope::Help,
+        Action::ScrollHelp(1),
+    ),
+    bind(
+        &[Key::PageUp],
+        "PgUp",
+        "page up",
+        false,
+        Scope::Help,
+        Action::ScrollHelp(-10),
+    ),
+    bind(
+        &[Key::PageDown, Key::Char(' ')],
+        "PgDn",
+        "page down",
+        false,
+        Scope::Help,
+        Action::ScrollHelp(10),
+    ),
+    bind(
+        &[],
+        "↑↓",
+        "scroll",
+        true,
+        Scope::Help,
+        Action::ScrollHelp(1),
     ),
     bind(
         &[Key::Char('?')],
@@ -260,6 +304,38 @@ pub const BINDINGS: &[Binding] = &[
     ),
 ];
 
+/// Whether a binding does something in `view`: the op keys choose what a sweep measures, and
+/// stress always loads bidir.
+pub fn works(binding: &Binding, view: &View) -> bool {
+    !(view.mode == Mode::Stress && matches!(binding.action, Action::NextOp | Action::SetOp(_)))
+}
+
+/// What an action does, in a sentence for the help.
+pub fn says(action: Action) -> &'static str {
+    match action {
+        Action::Quit => "quit (the terminal is restored)",
+        Action::ToggleHelp => "open or close this help",
+        Action::CloseHelp => "close this help",
+        Action::ScrollHelp(_) => "scroll this help",
+        Action::NextFocus => "move the keys to the other panel (matrix or GPUs)",
+        Action::Move(Step::Up) => "select the source above",
+        Action::Move(Step::Down) => "select the source below",
+        Action::Move(Step::Left) => "select the destination to the left",
+        Action::Move(Step::Right) => "select the destination to the right",
+        Action::ScrollGpus(Step::Up | Step::Left) => "scroll the GPU list up",
+        Action::ScrollGpus(Step::Down | Step::Right) => "scroll the GPU list down",
+        Action::NextOp => "sweep the next op: read, write, bidir (sweep only; stress loads bidir)",
+        Action::SetOp(Op::Read) => "sweep reads: the copy runs on dst and pulls (sweep only)",
+        Action::SetOp(Op::Write) => "sweep writes: the copy runs on src and pushes (sweep only)",
+        Action::SetOp(_) => "sweep both directions at once (sweep only)",
+        Action::ToggleMode => "switch the load: sweep (one pair at a time) or stress (all at once)",
+        Action::ToggleEngine => "switch the engine: sm (PTX kernels) or ce (copy engines)",
+        Action::ToggleUnits => "cells in GB/s, or in % of what the path was built for",
+        Action::TogglePause => "pause or resume measuring",
+        Action::Snapshot => "save the screen as JSON and Markdown, and the history as CSV",
+    }
+}
+
 /// The scopes that are live in `view`, most specific first.
 fn live_scopes(view: &View) -> Vec<Scope> {
     if view.help {
@@ -284,7 +360,7 @@ pub fn bar(view: &View) -> Vec<&'static Binding> {
     let scopes = live_scopes(view);
     BINDINGS
         .iter()
-        .filter(|b| b.in_bar && scopes.contains(&b.scope))
+        .filter(|b| b.in_bar && scopes.contains(&b.scope) && works(b, view))
         .collect()
 }
 
@@ -359,6 +435,22 @@ mod tests {
         }
         let labels: Vec<&str> = bar(&view).iter().map(|b| b.hint).collect();
         assert!(labels.starts_with(&["help", "quit", "cell"]), "{labels:?}");
+    }
+
+    #[test]
+    fn op_keys_leave_the_bar_in_stress_and_the_help_scrolls() {
+        let mut view = View::new(3);
+        let hints = |view: &View| bar(view).iter().map(|b| b.label).collect::<Vec<_>>();
+        assert!(hints(&view).contains(&"o"));
+        view.mode = Mode::Stress;
+        assert!(!hints(&view).contains(&"o"), "{:?}", hints(&view));
+        assert!(hints(&view).contains(&"m"));
+        view.help = true;
+        assert_eq!(action(&view, Key::Down), Some(Action::ScrollHelp(1)));
+        assert_eq!(action(&view, Key::PageUp), Some(Action::ScrollHelp(-10)));
+        for binding in BINDINGS {
+            assert!(!says(binding.action).is_empty());
+        }
     }
 
     #[test]

@@ -3,8 +3,38 @@
 //! so they cannot disagree.
 
 use super::board::{Board, Cell, CellFailure};
-use crate::model::topology::P2pStatus;
+use super::view::{Mode, View};
+use crate::model::capacity::{Capacity, Shortfall, link_ends};
+use crate::model::topology::{LinkType, NvLinkRemote, P2pStatus};
 use crate::probe::protocol::{Engine, FailureKind, Node, Op};
+use crate::report::verdict::Floors;
+
+/// How a figure stands against its floor (`check`'s floor for its link class and engine, as a
+/// share of what the path was built for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grade {
+    /// At least [`NEAR_FLOOR`] above the floor.
+    Good,
+    /// Passes, but within [`NEAR_FLOOR`] of the floor.
+    Near,
+    /// Below the floor: `check` would fail it.
+    Below,
+}
+
+/// How close above its floor a figure reads as a warning.
+pub const NEAR_FLOOR: f64 = 0.1;
+
+impl Grade {
+    pub fn of(share: f64, floor: f64) -> Grade {
+        if share < floor {
+            Grade::Below
+        } else if share < floor + NEAR_FLOOR {
+            Grade::Near
+        } else {
+            Grade::Good
+        }
+    }
+}
 
 /// One cell of the bandwidth matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,8 +42,15 @@ pub enum Reading<'a> {
     /// A finished measurement.
     Figure {
         gbps: f64,
-        /// Measured / line rate, when the line rate is known.
+        /// Measured / what the path was built for (in stress: its fair share of that), when
+        /// the line rate is known.
         share: Option<f64>,
+        /// The share against `check`'s floor, when the share is known.
+        grade: Option<Grade>,
+        /// The path lacks something it was built for (links down, PCIe trained down).
+        degraded: bool,
+        /// Measured in a sweep while stress runs: not what the path carries now.
+        stale: bool,
         /// A GPU of the pair was throttling when the result came.
         throttled: bool,
         /// The destination held wrong bytes afterwards.
@@ -38,14 +75,132 @@ pub fn cell(board: &Board, src: Node, dst: Node, op: Op, engine: Engine) -> Opti
     })
 }
 
-/// The theoretical GB/s of `src → dst` for `op`: both directions' worth for bidir.
+/// What `src → dst` was built for, GB/s, for `op`: both directions' worth for bidir.
 pub fn line_rate_gbps(board: &Board, src: Node, dst: Node, op: Op) -> Option<f64> {
-    let one = board.topology.line_rate(src, dst)?.gbps;
-    Some(if op == Op::Bidir && src != dst {
+    Some(both_ways(
+        board.capacity(src, dst)?.built.gbps,
+        src,
+        dst,
+        op,
+    ))
+}
+
+fn both_ways(one: f64, src: Node, dst: Node, op: Op) -> f64 {
+    if op == Op::Bidir && src != dst {
         2.0 * one
     } else {
         one
-    })
+    }
+}
+
+/// `check`'s floor for a cell, as a share of what its path was built for: by link class as
+/// built (a bridge with every link down is still judged as NVLink), engine, and whether the
+/// kernel pulls (`report::verdict::Floors`, whose defaults `check` uses).
+pub fn floor(board: &Board, src: Node, dst: Node, op: Op, engine: Engine) -> f64 {
+    let floors = Floors::default();
+    let pulls = op == Op::Read || src == Node::Host;
+    let pcie = |floors: &Floors| match engine {
+        Engine::Ce => floors.pcie_ce,
+        Engine::Sm if pulls => floors.pcie_sm_read,
+        Engine::Sm => floors.pcie_sm_write,
+    };
+    match (src, dst) {
+        (Node::Gpu(a), Node::Gpu(b)) if a == b => floors.device_local,
+        (Node::Gpu(a), Node::Gpu(b)) => {
+            if blocking_p2p(board, src, dst, op, Engine::Sm).is_some() {
+                return floors.staged;
+            }
+            match crate::model::capacity::built_link(&board.topology, a, b) {
+                Some(LinkType::NvLink(_)) if engine == Engine::Ce => floors.nvlink_ce,
+                Some(LinkType::NvLink(_)) => floors.nvlink_sm,
+                _ => pcie(&floors),
+            }
+        }
+        _ if op == Op::Bidir => floors.pcie_both_ways,
+        _ => pcie(&floors),
+    }
+}
+
+/// The pairs stress loads together: every pair of different GPUs, or on a machine with one
+/// GPU its host path (as `cycle` plans them).
+fn stressed(board: &Board, src: Node, dst: Node) -> bool {
+    match (src, dst) {
+        (Node::Gpu(a), Node::Gpu(b)) => a != b,
+        (Node::Gpu(_), Node::Host) | (Node::Host, Node::Gpu(_)) => board.topology.gpus.len() == 1,
+        _ => false,
+    }
+}
+
+/// How many stress pairs share the medium that carries `a`–`b` at one of its ends: 1 for a
+/// direct NVLink (a bridge is the pair's own), every switch-linked peer for NVSwitch, every
+/// PCIe peer for PCIe. All-to-all stress gives each pair this fraction of its line rate.
+pub fn stress_sharers(board: &Board, a: u32, b: u32) -> usize {
+    let topo = &board.topology;
+    let direct = |x: u32, y: u32| {
+        let (Some(gx), Some(gy)) = (topo.gpu(x), topo.gpu(y)) else {
+            return false;
+        };
+        link_ends(gx)
+            .iter()
+            .any(|(_, end)| *end == NvLinkRemote::Gpu(gy.pci_bus_id.clone()))
+    };
+    if direct(a, b) || direct(b, a) {
+        return 1;
+    }
+    let via_nvlink = |x: u32, y: u32| {
+        matches!(
+            crate::model::capacity::built_link(topo, x, y),
+            Some(LinkType::NvLink(_))
+        )
+    };
+    let this_nvlink = via_nvlink(a, b);
+    let peers = |g: u32| {
+        topo.gpus
+            .iter()
+            .filter(|o| {
+                o.index != g && !direct(g, o.index) && via_nvlink(g, o.index) == this_nvlink
+            })
+            .count()
+    };
+    peers(a).max(peers(b)).max(1)
+}
+
+/// What the cell on screen says: the view's op and engine, judged against the fair share of
+/// the path in stress, stale when stress does not load it.
+pub fn read_view<'a>(board: &'a Board, view: &View, src: Node, dst: Node) -> Reading<'a> {
+    let mut reading = read(board, src, dst, view.shown_op(), view.engine);
+    if view.mode == Mode::Stress
+        && let Reading::Figure {
+            share,
+            grade,
+            stale,
+            ..
+        } = &mut reading
+    {
+        if !stressed(board, src, dst) {
+            *stale = true;
+        } else if let (Node::Gpu(a), Node::Gpu(b), Some(s)) = (src, dst, *share) {
+            let n = stress_sharers(board, a, b) as f64;
+            let fair = (s * n).min(9.99);
+            *share = Some(fair);
+            *grade = Some(Grade::of(
+                fair,
+                floor(board, src, dst, view.shown_op(), view.engine),
+            ));
+        }
+    }
+    reading
+}
+
+/// What the path lacks against what it was built for, in words (`NVLink 3/4 up`,
+/// `GPU1 PCIe 4.0 x8 of 5.0 x16`); empty when nothing is missing.
+pub fn gap(capacity: &Capacity) -> String {
+    capacity
+        .shortfalls
+        .iter()
+        .map(Shortfall::to_string)
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// The P2P status that keeps SM copies of `op` off the path, if one does. Copy engines stage
@@ -88,9 +243,16 @@ pub fn read<'a>(board: &'a Board, src: Node, dst: Node, op: Op, engine: Engine) 
         return Reading::Failed(failure);
     }
     if let Some(m) = found.and_then(|c| c.last.as_ref()) {
+        let capacity = board.capacity(src, dst);
+        let share = capacity
+            .as_ref()
+            .map(|c| m.total_gbps / both_ways(c.built.gbps, src, dst, op));
         return Reading::Figure {
             gbps: m.total_gbps,
-            share: line_rate_gbps(board, src, dst, op).map(|rate| m.total_gbps / rate),
+            share,
+            grade: share.map(|s| Grade::of(s, floor(board, src, dst, op, engine))),
+            degraded: capacity.is_some_and(|c| c.degraded()),
+            stale: false,
             throttled: m.throttled,
             corrupt: !m.verification.passed(),
         };

@@ -27,11 +27,19 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
                 Reading::Figure {
                     gbps,
                     share,
+                    grade,
+                    degraded,
                     throttled,
                     corrupt,
+                    ..
                 } => {
                     fields.insert("gbps".into(), json!(gbps));
                     fields.insert("efficiency".into(), json!(share));
+                    fields.insert(
+                        "below_floor".into(),
+                        json!(grade.map(|g| g == reading::Grade::Below)),
+                    );
+                    fields.insert("path_degraded".into(), json!(degraded));
                     fields.insert("throttled".into(), json!(throttled));
                     fields.insert("verification_passed".into(), json!(!corrupt));
                 }
@@ -49,6 +57,14 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
                 "line_rate_gbps".into(),
                 json!(line_rate_gbps(board, src, dst, op)),
             );
+            fields.insert(
+                "floor_share".into(),
+                json!(reading::floor(board, src, dst, op, engine)),
+            );
+            if let Some(c) = board.capacity(src, dst).filter(|c| c.degraded()) {
+                fields.insert("gap".into(), json!(reading::gap(&c)));
+                fields.insert("now_line_rate_gbps".into(), json!(c.now.gbps));
+            }
             cells.push(cell);
         }
     }
@@ -109,7 +125,7 @@ pub fn markdown(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Str
         }
         out += "\n";
     }
-    out += "\n`!` a GPU of the pair was throttling · `BAD` wrong data · `HUNG`/`ERR`/`GATE` failed · \
+    out += "\n`↓` below `check`'s floor for its link class and engine (as a share of what the path was built for) · `!` a GPU of the pair was throttling · `BAD` wrong data · `HUNG`/`ERR`/`GATE` failed · \
             P2P codes as `nvidia-smi topo -p2p` · `·` not measured yet\n";
     if !board.problems.is_empty() {
         out += "\n## Problems\n\n";
@@ -132,10 +148,21 @@ fn cell_text(
         Reading::Figure {
             gbps,
             share,
+            grade,
             throttled,
             corrupt,
+            ..
         } => {
-            let mark = if throttled { " !" } else { "" };
+            let below = if grade == Some(reading::Grade::Below) {
+                " ↓"
+            } else {
+                ""
+            };
+            let mark = if throttled {
+                format!("{below} !")
+            } else {
+                below.to_owned()
+            };
             if corrupt {
                 return format!("BAD ({}){mark}", figure(gbps));
             }
@@ -149,6 +176,33 @@ fn cell_text(
         Reading::NoPath => "—".to_owned(),
         Reading::Pending => "·".to_owned(),
     }
+}
+
+/// The telemetry history as CSV: one row per GPU per frame, oldest first; empty fields where
+/// a reading was not available.
+pub fn history_csv(board: &Board) -> String {
+    let mut out = String::from(
+        "t_s,gpu,temp_c,sm_clock_mhz,power_w,nvlink_tx_gbps,nvlink_rx_gbps,pcie_tx_gbps,pcie_rx_gbps,throttling\n",
+    );
+    let field = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
+    for frame in &board.telemetry_history {
+        for p in &frame.gpus {
+            out += &format!(
+                "{:.3},{},{},{},{},{},{},{},{},{}\n",
+                frame.at_s,
+                p.gpu,
+                field(p.temp_c),
+                field(p.sm_clock_mhz),
+                field(p.power_w),
+                field(p.nvlink_tx_gbps),
+                field(p.nvlink_rx_gbps),
+                field(p.pcie_tx_gbps),
+                field(p.pcie_rx_gbps),
+                p.throttling
+            );
+        }
+    }
+    out
 }
 
 /// `20260314T092653Z`: a UTC time for file names.
@@ -178,8 +232,9 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Writes both reports into `dir` as `p2ptop-<stamp>.json` and `.md` (adding `-2`, `-3`… when
-/// a snapshot of that second exists) and returns their paths.
+/// Writes the reports into `dir` as `p2ptop-<stamp>.json` and `.md`, and the telemetry
+/// history beside them as `p2ptop-<stamp>-history.csv` (adding `-2`, `-3`… to the stamp when a
+/// snapshot of that second exists), and returns the paths of the JSON and Markdown.
 pub fn write(
     dir: &Path,
     board: &Board,
@@ -190,7 +245,10 @@ pub fn write(
     let taken = stamp(time);
     let mut base = format!("p2ptop-{taken}");
     let mut n = 1;
-    while dir.join(format!("{base}.json")).exists() || dir.join(format!("{base}.md")).exists() {
+    while dir.join(format!("{base}.json")).exists()
+        || dir.join(format!("{base}.md")).exists()
+        || dir.join(format!("{base}-history.csv")).exists()
+    {
         n += 1;
         base = format!("p2ptop-{taken}-{n}");
     }
@@ -200,6 +258,10 @@ pub fn write(
     let md_path = dir.join(format!("{base}.md"));
     write_whole(&json_path, &(json_text + "\n"))?;
     write_whole(&md_path, &markdown(board, view, buffer_mib, &taken))?;
+    write_whole(
+        &dir.join(format!("{base}-history.csv")),
+        &history_csv(board),
+    )?;
     Ok((json_path, md_path))
 }
 

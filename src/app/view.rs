@@ -53,6 +53,8 @@ pub enum Action {
     Quit,
     ToggleHelp,
     CloseHelp,
+    /// Scroll the help by this many lines (negative: up).
+    ScrollHelp(i16),
     NextFocus,
     Move(Step),
     ScrollGpus(Step),
@@ -94,6 +96,8 @@ pub struct View {
     pub focus: Focus,
     pub paused: bool,
     pub help: bool,
+    /// First line of the help shown.
+    pub help_scroll: u16,
     /// First GPU shown in the GPU panel.
     pub gpu_scroll: usize,
     /// A line for the user: where a snapshot went, or why it could not be written.
@@ -112,6 +116,7 @@ impl Default for View {
             focus: Focus::Matrix,
             paused: false,
             help: false,
+            help_scroll: 0,
             gpu_scroll: 0,
             notice: None,
         }
@@ -144,8 +149,14 @@ impl View {
     pub fn apply(&mut self, action: Action, nodes: usize, gpus: usize) -> Effect {
         match action {
             Action::Quit => return Effect::Quit,
-            Action::ToggleHelp => self.help = !self.help,
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
             Action::CloseHelp => self.help = false,
+            Action::ScrollHelp(lines) => {
+                self.help_scroll = self.help_scroll.saturating_add_signed(lines);
+            }
             Action::NextFocus => {
                 self.focus = match self.focus {
                     Focus::Matrix => Focus::Gpus,
@@ -203,11 +214,18 @@ impl View {
         Effect::Redraw
     }
 
-    /// Stress always loads bidir, so only a sweep measures something else when the op changes.
-    fn remeasure_in_sweep(&self) -> Effect {
+    /// Stress always loads bidir, so only a sweep measures something else when the op changes;
+    /// in stress the change waits for the next sweep, and the notice says so.
+    fn remeasure_in_sweep(&mut self) -> Effect {
         match self.mode {
             Mode::Sweep => Effect::Remeasure,
-            Mode::Stress => Effect::Redraw,
+            Mode::Stress => {
+                self.notice = Some(format!(
+                    "stress always loads bidir; the sweep will measure {} (m returns to it)",
+                    self.op.name()
+                ));
+                Effect::Redraw
+            }
         }
     }
 

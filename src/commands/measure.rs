@@ -181,7 +181,7 @@ fn follow(
                     return false;
                 }
             }
-            Feed::ProbeTrouble(message) => progress.note(message),
+            Feed::ProbeTrouble(message) | Feed::ProbeGone(message) => progress.note(message),
             _ => {}
         }
     }

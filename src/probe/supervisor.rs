@@ -777,10 +777,10 @@ impl Loop {
             }
         }
         self.gave_up = true;
-        self.trouble(format!(
+        let _ = self.feed.send(Feed::ProbeGone(format!(
             "the probe failed {} times in a row; measurements stop here",
             self.policy.max_failed_starts
-        ));
+        )));
         while let Some(part) = self.queue.pop_front() {
             self.finish_part(part.id, part.last, false);
         }

@@ -3,28 +3,37 @@
 //!
 //! ```text
 //! ┌ GPU0 → GPU1 · read · sm ───────────────────────────────────────────┐
-//! │link NV4 · line rate 56.25 GB/s per direction (4 NVLink × 14.06 GB/s)│
-//! │OK: the GPUs can access each other's memory directly.                │
-//! │median 48.1 GB/s · min 47.9 · max 48.3 · CV 0.4% · 86% of line rate  │
-//! │verification passed · latency 812 ns · 5 samples, 512 MiB × 8        │
-//! │▅▆▆▇▆▆▇▆▅▆▆▇▆▆▇▆  samples (GB/s), full height = line rate            │
-//! └─────────────────────────────────────────────────────────────────────┘
+//! │link NV3, built NV4 · built for 56.25 GB/s per direction (4 NVLink × 14.06 GB/s)      │
+//! │  · NVLink 3/4 up → now 42.19 GB/s (3 NVLink × 14.06 GB/s)                           │
+//! │OK: the GPUs can access each other's memory directly.                                │
+//! │median 35.3 GB/s · … · 63% of what it was built for ↓ below (check's floor 65%)     │
+//! │verification passed · latency 812 ns · 5 samples, 512 MiB × 8                       │
+//! │ read GB/s over time · scale 0–56.3 GB/s built · • a GPU throttled                  │
+//! │56.3┤    •  •  •  •                                                                  │
+//! │    │⠉⠉⠉⠉⠉⠒⠒⠤⠤⠤                                                                        │
+//! │   0┼──────────────────                                                              │
+//! │    -2m                                                                          now │
+//! └─────────────────────────────────────────────────────────────────────────────────────┘
 //! ```
 
-use super::State;
+use super::or_na;
+use super::{State, history};
 use crate::app::board::{Cell, Measured};
-use crate::app::reading::{self, blocking_p2p, failure_words, figure, line_rate_gbps};
+use crate::app::reading::{self, Grade, Reading, blocking_p2p, failure_words, figure};
+use crate::app::view::Mode;
 use crate::probe::protocol::{Node, Op};
 use crate::probe::stats::summarize;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Sparkline, Wrap};
+use ratatui::widgets::{Block, Paragraph, Wrap};
 
-/// Rows of the history chart at most: enough to read a trend, not a wall of bars.
-const CHART_ROWS: u16 = 8;
+/// Rows the bandwidth chart needs to be worth drawing.
+const CHART_ROWS: u16 = 6;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+/// Draws the pair; its bandwidth over time too when `with_chart` (the history panel draws it
+/// when there is one) and the rows allow.
+pub fn render(frame: &mut Frame, area: Rect, state: &State, with_chart: bool) {
     let theme = state.theme;
     let nodes = state.board.nodes();
     let (row, col) = state.view.selected;
@@ -47,12 +56,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let wrapped: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
     let text_rows = (wrapped as u16 + 1).min(inner.height);
     let [text_area, chart_area] =
-        Layout::vertical([Constraint::Length(text_rows), Constraint::Max(CHART_ROWS)]).areas(inner);
+        Layout::vertical([Constraint::Length(text_rows), Constraint::Min(0)]).areas(inner);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), text_area);
-    if let Some(cell) = cell
-        && chart_area.height > 0
-    {
-        chart(frame, chart_area, state, src, dst, cell);
+    if with_chart && chart_area.height >= CHART_ROWS {
+        history::bandwidth(frame, chart_area, state);
     }
 }
 
@@ -91,29 +98,49 @@ fn text<'a>(state: &State, src: Node, dst: Node, cell: Option<&Cell>) -> Vec<Lin
 
 fn path_line<'a>(state: &State, src: Node, dst: Node) -> Line<'a> {
     let board = state.board;
+    let theme = state.theme;
     let link = match (src, dst) {
         (Node::Gpu(a), Node::Gpu(b)) if a == b => {
             "device-local copy (bytes counted once; other tools count read and write)".to_owned()
         }
-        (Node::Gpu(a), Node::Gpu(b)) => format!(
-            "link {}",
-            board
-                .topology
-                .link(a, b)
-                .map_or_else(|| "n/a".to_owned(), |l| l.to_string())
-        ),
+        (Node::Gpu(a), Node::Gpu(b)) => {
+            let now = board.topology.link(a, b);
+            let built = crate::model::capacity::built_link(&board.topology, a, b);
+            let mut text = format!("link {}", or_na(now, |l| l.to_string()));
+            if built != now {
+                text += &format!(", built {}", or_na(built, |l| l.to_string()));
+            }
+            text
+        }
         (Node::Host, Node::Host) => return Line::raw("host → host is not a path p2ptop measures"),
         _ => "PCIe between pinned host memory and the GPU".to_owned(),
     };
-    let rate = match board.topology.line_rate(src, dst) {
-        Some(r) => format!(
-            " · line rate {} GB/s per direction ({})",
-            exact(r.gbps),
-            r.basis
-        ),
-        None => " · line rate n/a".to_owned(),
-    };
-    Line::from(vec![Span::raw(link), Span::styled(rate, state.theme.dim())])
+    let mut spans = vec![Span::raw(link)];
+    match board.capacity(src, dst) {
+        Some(c) => {
+            spans.push(Span::styled(
+                format!(
+                    " · built for {} GB/s per direction ({})",
+                    exact(c.built.gbps),
+                    c.built.basis
+                ),
+                theme.dim(),
+            ));
+            if c.degraded() {
+                spans.push(Span::styled(
+                    format!(
+                        " · {} → now {} GB/s ({})",
+                        reading::gap(&c),
+                        exact(c.now.gbps),
+                        c.now.basis
+                    ),
+                    theme.bad(),
+                ));
+            }
+        }
+        None => spans.push(Span::styled(" · line rate n/a", theme.dim())),
+    }
+    Line::from(spans)
 }
 
 fn p2p_line<'a>(state: &State, src: Node, dst: Node) -> Line<'a> {
@@ -148,12 +175,39 @@ fn figures_line<'a>(state: &State, src: Node, dst: Node, cell: &Cell, m: &Measur
         );
     }
     let mut spans = vec![Span::raw(text)];
-    if let Some(rate) = line_rate_gbps(state.board, src, dst, op) {
-        let share = m.total_gbps / rate;
+    let view = state.view;
+    if let Reading::Figure {
+        share: Some(share),
+        grade: Some(grade),
+        stale,
+        ..
+    } = reading::read_view(state.board, view, src, dst)
+    {
+        let floor = reading::floor(state.board, src, dst, op, view.engine);
+        let of = if view.mode == Mode::Stress && !stale {
+            "of its fair share under stress"
+        } else {
+            "of what it was built for"
+        };
+        let (mark, style) = match grade {
+            Grade::Below => (" ↓ below", theme.bad()),
+            Grade::Near => (" near", theme.warn()),
+            Grade::Good => ("", theme.good()),
+        };
         spans.push(Span::styled(
-            format!(" · {:.0}% of line rate", share * 100.0),
-            theme.share(share),
+            format!(
+                " · {:.0}% {of}{mark} (check's floor {:.0}%)",
+                share * 100.0,
+                floor * 100.0
+            ),
+            style,
         ));
+        if stale {
+            spans.push(Span::styled(
+                " · ~ stale: measured before stress",
+                theme.dim(),
+            ));
+        }
     }
     Line::from(spans)
 }
@@ -203,23 +257,6 @@ fn check_line<'a>(state: &State, src: Node, dst: Node, m: &Measured) -> Line<'a>
         ));
     }
     Line::from(spans)
-}
-
-fn chart(frame: &mut Frame, area: Rect, state: &State, src: Node, dst: Node, cell: &Cell) {
-    // Tenths of GB/s: the sparkline takes whole numbers.
-    let data: Vec<u64> = cell
-        .history
-        .iter()
-        .rev()
-        .take(area.width as usize)
-        .rev()
-        .map(|v| (v * 10.0).round() as u64)
-        .collect();
-    let mut sparkline = Sparkline::default().data(&data).style(state.theme.good());
-    if let Some(rate) = line_rate_gbps(state.board, src, dst, state.view.shown_op()) {
-        sparkline = sparkline.max((rate * 10.0).round() as u64);
-    }
-    frame.render_widget(sparkline, area);
 }
 
 /// A line rate as worked out, without trailing zeros: 56.25, 450.

@@ -33,7 +33,14 @@ pub fn height(board: &Board) -> u16 {
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = state.theme;
     let gpus = &state.board.topology.gpus;
-    let fits = (area.height.saturating_sub(2) / LINES_PER_GPU) as usize;
+    let inner_rows = area.height.saturating_sub(2);
+    // Two lines per GPU when they all fit so, else one compact line each.
+    let per_gpu = if inner_rows >= LINES_PER_GPU * gpus.len() as u16 {
+        LINES_PER_GPU
+    } else {
+        1
+    };
+    let fits = (inner_rows / per_gpu) as usize;
     let first = state
         .view
         .gpu_scroll
@@ -61,8 +68,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             .and_then(|f| f.gpus.iter().find(|t| t.gpu == gpu.index));
         let empty = GpuTelemetry::default();
         let t = reading.unwrap_or(&empty);
-        lines.push(first_line(state, gpu, t));
-        lines.push(second_line(state, gpu, t));
+        if per_gpu == 1 {
+            lines.push(compact_line(state, gpu, t));
+        } else {
+            lines.push(first_line(state, gpu, t));
+            lines.push(second_line(state, gpu, t));
+        }
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
@@ -154,6 +165,33 @@ fn first_line<'a>(state: &State, gpu: &Gpu, t: &GpuTelemetry) -> Line<'a> {
         or_na(t.fan_percent, |f| format!("{f}%")),
         fan_style,
     ));
+    Line::from(spans)
+}
+
+/// One line: temperature, SM clock, power, PCIe now, throttle reasons.
+fn compact_line<'a>(state: &State, gpu: &Gpu, t: &GpuTelemetry) -> Line<'a> {
+    let full = first_line(state, gpu, t);
+    let second = second_line(state, gpu, t);
+    // First line: GPU, name, temp, slowdown, "  SM ", clock, max, "  mem ", clock, max, "  ",
+    // power, limit. Second: "PCIe ", now, max, [NVLink], "  ", reasons, "  ", errors.
+    let mut spans: Vec<Span> = full
+        .spans
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !(7..=9).contains(i))
+        .map(|(_, s)| s)
+        .collect();
+    spans.truncate(10);
+    let mut rest = second.spans.into_iter();
+    let pcie = rest.nth(1);
+    let tail: Vec<Span> = rest.collect();
+    spans.push(Span::raw("  PCIe "));
+    spans.extend(pcie);
+    // The reasons are the third from the end.
+    if tail.len() >= 3 {
+        spans.push(Span::raw("  "));
+        spans.push(tail[tail.len() - 3].clone());
+    }
     Line::from(spans)
 }
 

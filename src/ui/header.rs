@@ -76,7 +76,7 @@ fn settings<'a>(state: &State) -> Line<'a> {
     spans.extend(field("buffer ", format!("{} MiB", state.buffer_mib)));
     let units = match view.units {
         Units::Gbps => "GB/s",
-        Units::LineRate => "% of line rate",
+        Units::LineRate => "% of built line rate",
     };
     spans.extend(field("cells ", units.into()));
     if view.paused {

@@ -22,14 +22,21 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-const CELLS: [&str; 7] = [
+const CELLS: [&str; 10] = [
     "Rows are the source, columns the destination: data moves src → dst.",
     "read: the copy runs on dst and pulls; write: on src and pushes; bidir: both at once, summed.",
-    "Colour = share of the pair's line rate: green from 75%, yellow from 50%, red below.",
+    "Colour = the figure as a share of what the path was built for (every NVLink up, PCIe at its \
+     best generation and width), against check's floor for its link class and engine: red and ↓ \
+     below the floor, yellow within 10 points above it, green above that.",
+    "Under stress each pair is judged against its fair share of what it shares (a GPU's NVSwitch \
+     ports or PCIe link); ~ marks a figure from a sweep that stress does not refresh.",
+    "The pair panel names what a path lacks: NVLink 3/4 up, GPU3 PCIe 4.0 x8 of 5.0 x16.",
     "!  a GPU of the pair was throttling when the result came",
     "BAD  the destination held wrong bytes · HUNG  a sample never finished",
     "ERR  a CUDA call failed · GATE  every sample's start gate timed out · ·  not measured yet",
     "The diagonal is each GPU's device-local copy, bytes counted once.",
+    "History: the selected pair's GPUs over the last minutes; • • marks the reference each chart \
+     names (slowdown point, maximum clock, power limit, built line rate).",
 ];
 
 const P2P: [P2pStatus; 6] = [
@@ -58,7 +65,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         };
         lines.push(Line::from(vec![
             Span::styled(format!("  {:<8}", binding.label), theme.label()),
-            Span::raw(format!("{}{place}", binding.hint)),
+            Span::raw(format!(
+                "{}: {}{place}",
+                binding.hint,
+                keys::says(binding.action)
+            )),
         ]));
     }
     lines.push(Line::styled("Cells", theme.label()));
@@ -68,11 +79,25 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         theme.label(),
     ));
     lines.extend(P2P.iter().map(|s| Line::raw(format!("  {}", s.sentence()))));
-    let block = Block::bordered().title(Span::styled(" help · ? or Esc closes ", theme.label()));
+    let block = Block::bordered().title(Span::styled(
+        " help · ↑↓ PgUp PgDn scroll · ? or Esc closes ",
+        theme.label(),
+    ));
+    let inner = block.inner(popup);
+    let width = inner.width.max(1) as usize;
+    let total: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let last_start = total.saturating_sub(inner.height as usize) as u16;
+    let scroll = state.view.help_scroll.min(last_start);
+    let block = if scroll < last_start {
+        block.title_bottom(Span::styled(" ↓ more ", theme.label()))
+    } else {
+        block
+    };
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
             .block(block),
         popup,
     );

@@ -1,39 +1,76 @@
-//! The bottom two lines: the latest problem or notice, then the keys of the focused panel
-//! (from the same table the key handler reads).
+//! The bottom lines: the machine's problems, worst first (always shown, "no problems seen"
+//! when there are none), a notice when there is one, then the keys of the focused panel (from
+//! the same table the key handler reads).
 //!
 //! ```text
-//! │probe: a sample of GPU0 → GPU5 hung (2 problems)                              │
-//! │? help  q quit  ←↑↓→ cell  o op  m mode  e engine  u units  p pause  s snapshot│
+//! │2 problems: GPU0: 0 of 4 NVLinks up (down: 0, 1, 2, 3) — is the bridge seated? · GPU1: … │
+//! │snapshot written to ./p2ptop-20260314T092653Z.json, .md and .csv                         │
+//! │? help  q quit  ←↑↓→ cell  o op  m load  e engine  u units  p pause  s snapshot            │
 //! ```
 
 use super::State;
+use super::problems::{self, Severity};
 use crate::app::keys;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-pub const HEIGHT: u16 = 2;
+/// Rows the problems take: one, or up to three on a tall terminal.
+fn problem_rows(area_height: u16) -> u16 {
+    if area_height >= 40 { 3 } else { 1 }
+}
+
+/// Rows the bottom needs in a terminal `area_height` rows tall.
+pub fn height(state: &State, area_height: u16) -> u16 {
+    let problems = problems::list(state.board).len().max(1) as u16;
+    problems.min(problem_rows(area_height)) + u16::from(state.view.notice.is_some()) + 1
+}
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = state.theme;
-    let problems = &state.board.problems;
-    let message = match (problems.last(), &state.view.notice) {
-        (Some(last), _) => {
-            let more = if problems.len() > 1 {
-                format!(" ({} problems)", problems.len())
-            } else {
-                String::new()
+    let list = problems::list(state.board);
+    let rows = area
+        .height
+        .saturating_sub(1 + u16::from(state.view.notice.is_some())) as usize;
+    let mut lines = Vec::new();
+    if list.is_empty() {
+        lines.push(Line::styled("no problems seen", theme.dim()));
+    } else {
+        let width = area.width as usize;
+        let head = match list.len() {
+            1 => "1 problem: ".to_owned(),
+            n => format!("{n} problems: "),
+        };
+        let mut current = vec![Span::styled(head.clone(), theme.label())];
+        let mut used = head.chars().count();
+        let mut fresh = true;
+        for p in &list {
+            let style = match p.severity {
+                Severity::Alarm => theme.alarm(),
+                Severity::Fault => theme.bad(),
+                Severity::Warn => theme.warn(),
             };
-            Line::styled(format!("{last}{more}"), theme.bad())
+            let len = p.text.chars().count() + 3;
+            if !fresh && used + len > width && lines.len() + 1 < rows {
+                lines.push(Line::from(std::mem::take(&mut current)));
+                used = 0;
+                fresh = true;
+            }
+            if !fresh {
+                current.push(Span::raw(" · "));
+            }
+            current.push(Span::styled(p.text.clone(), style));
+            used += len;
+            fresh = false;
         }
-        (None, Some(notice)) => Line::raw(notice.clone()),
-        (None, None) => Line::default(),
-    };
-    frame.render_widget(
-        Paragraph::new(vec![message, hints(state, area.width)]),
-        area,
-    );
+        lines.push(Line::from(current));
+    }
+    if let Some(notice) = &state.view.notice {
+        lines.push(Line::raw(notice.clone()));
+    }
+    lines.push(hints(state, area.width));
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 /// As many whole hints as fit in `width`.

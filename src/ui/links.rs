@@ -29,6 +29,17 @@ pub fn width(board: &Board) -> u16 {
     (2 + LABEL + CELL * board.topology.gpus.len() + AFFINITY.len()) as u16
 }
 
+/// Rows the panel needs in a box `width` wide: heads, a row per GPU, the legends (wrapped),
+/// the border.
+pub fn height(board: &Board, width: u16) -> u16 {
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let legend: usize = legends(board)
+        .iter()
+        .map(|l| l.chars().count().max(1).div_ceil(inner))
+        .sum();
+    (board.topology.gpus.len() + 3 + legend) as u16
+}
+
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = state.theme;
     let topo = &state.board.topology;
@@ -38,6 +49,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         _ => 0,
     };
     let first = window_start(topo.gpus.len(), inner_rows, selected_gpu);
+    // The selected pair, highlighted as in the bandwidth matrix.
+    let nodes = state.board.nodes();
+    let selected = match (
+        nodes.get(state.view.selected.0),
+        nodes.get(state.view.selected.1),
+    ) {
+        (Some(Node::Gpu(a)), Some(Node::Gpu(b))) => Some((*a, *b)),
+        _ => None,
+    };
     let mut head = vec![Span::raw(" ".repeat(LABEL))];
     for gpu in &topo.gpus {
         head.push(Span::styled(
@@ -54,11 +74,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         )];
         for b in &topo.gpus {
             let link = topo.link(a.index, b.index);
-            let style = match link {
+            let built = crate::model::capacity::built_link(topo, a.index, b.index);
+            let mut style = match link {
+                _ if link != built => theme.bad(),
                 Some(LinkType::NvLink(_)) => theme.good(),
                 Some(LinkType::SelfLink) => theme.dim(),
                 _ => ratatui::style::Style::new(),
             };
+            if selected == Some((a.index, b.index)) {
+                style = style.patch(theme.selected());
+            }
             let text = or_na(link, |l| l.to_string());
             spans.push(Span::styled(format!("{text:<CELL$}"), style));
         }
@@ -77,7 +102,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         " link types (nvidia-smi topo -m) ",
         theme.label(),
     ));
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(block),
+        area,
+    );
 }
 
 /// The legend lines of the link types present, in `topo -m`'s order.

@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! ┌ header: machine, mode, op, engine, buffer ──────────────────────────────┐
-//! │ bandwidth matrix (src → dst)          │ link types (nvidia-smi topo -m) │  side by side
-//! │                                       │                                 │  when both fit,
-//! ├───────────────────────────────────────┴─────────────────────────────────┤  else one grid
-//! │ GPUs (temperature, clocks, power, PCIe, │ selected pair: figures, chart  │  side by side
-//! │ NVLink, throttle reasons, errors)       │ line rate, P2P status          │  from 136 cols
+//! │ bandwidth matrix (src → dst), │ link types (nvidia-smi topo -m), the    │  side by side
+//! │ as wide as its cells          │ rest of the width                       │  when both fit,
+//! ├───────────────────────────────┴─────────────────────────────────────────┤  else one grid
+//! │ GPUs (temperature, clocks, power, PCIe, │ selected pair: figures, gap,   │  side by side
+//! │ NVLink, throttle reasons, errors)       │ bandwidth over time            │  from 136 cols
 //! ├─────────────────────────────────────────┴────────────────────────────────┤
-//! │ notice or problem                                                         │
+//! │ history of the pair's GPUs: temp, clock, power, NVLink, PCIe (when tall)  │
+//! ├───────────────────────────────────────────────────────────────────────────┤
+//! │ problems, worst first (always), a notice                                  │
 //! └ keys of the focused panel ───────────────────────────────────────────────┘
 //! ```
 //! The help overlay covers the middle; below 80×24 only a message is drawn.
@@ -18,9 +20,12 @@ pub mod detail;
 pub mod gpus;
 pub mod header;
 pub mod help;
+pub mod history;
 pub mod keybar;
 pub mod links;
 pub mod matrix;
+pub mod opening;
+pub mod problems;
 pub mod theme;
 
 use crate::app::board::Board;
@@ -58,51 +63,98 @@ pub struct Regions {
     /// The link-type matrix, when it fits beside the bandwidth matrix; otherwise the bandwidth
     /// matrix shows the link type in every cell.
     pub links: Option<Rect>,
+    /// Whether every matrix cell carries its link type.
+    pub merged: bool,
     pub gpus: Rect,
     pub detail: Rect,
+    /// The telemetry history, when the terminal has the rows for it.
+    pub history: Option<Rect>,
     pub keybar: Rect,
 }
 
+/// Rows from which the matrix has its full legend.
+const TALL: u16 = 32;
+
+/// Columns the bandwidth matrix box takes at least, so its legend wraps into few lines.
+const MATRIX_MIN_WIDTH: u16 = 50;
+
 /// Splits `area` into the view's regions.
 pub fn regions(area: Rect, state: &State) -> Regions {
+    let board = state.board;
     let [header, body, keybar] = Layout::vertical([
         Constraint::Length(header::HEIGHT),
         Constraint::Min(0),
-        Constraint::Length(keybar::HEIGHT),
+        Constraint::Length(keybar::height(state, area.height)),
     ])
     .areas(area);
-    let wanted = matrix::height(state.board);
-    let matrix_height = wanted.min(body.height.saturating_sub(8)).max(4);
+    let plain = matrix::width(board, false).max(MATRIX_MIN_WIDTH);
+    let merged = matrix::width(board, true).max(MATRIX_MIN_WIDTH);
+    let links_width = links::width(board);
+    // The matrix box is as wide as its cells; the link-type matrix takes what is left beside
+    // it, else every cell carries its link type where that fits, else cells stay compact.
+    let (matrix_width, links_shown, merge) = if plain + links_width <= body.width {
+        (plain, true, false)
+    } else if merged <= body.width {
+        (merged, false, true)
+    } else {
+        (body.width, false, false)
+    };
+    let wanted = matrix::height(board, matrix_width, area.height >= TALL);
+    let matrix_height = if links_shown {
+        wanted.max(links::height(board, body.width - matrix_width))
+    } else {
+        wanted
+    };
+    let matrix_height = matrix_height.min(body.height.saturating_sub(8)).max(4);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(matrix_height), Constraint::Min(0)]).areas(body);
-    let split_width = matrix::width(state.board, false);
-    let (matrix, links) = if split_width + links::width(state.board) <= top.width {
-        let [m, l] = Layout::horizontal([
-            Constraint::Min(split_width),
-            Constraint::Length(links::width(state.board)),
-        ])
-        .areas(top);
+    let (matrix, links) = if links_shown {
+        let [m, l] =
+            Layout::horizontal([Constraint::Length(matrix_width), Constraint::Min(0)]).areas(top);
         (m, Some(l))
     } else {
-        (top, None)
+        let [m, _] =
+            Layout::horizontal([Constraint::Length(matrix_width), Constraint::Min(0)]).areas(top);
+        (m, None)
     };
-    let (gpus, detail) = if bottom.width >= SIDE_BY_SIDE_BOTTOM {
-        let [g, d] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(bottom);
-        (g, d)
-    } else {
-        let gpu_rows = gpus::height(state.board).min(bottom.height / 2);
+    let gpu_rows = gpus::height(board);
+    let (gpus, detail, history) = if bottom.width >= SIDE_BY_SIDE_BOTTOM {
+        // GPUs and the pair side by side, as tall as the GPUs need; history below.
+        let row = gpu_rows.max(DETAIL_ROWS);
+        let (row, history) = split_history(bottom, row);
         let [g, d] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(row);
+        (g, d, history)
+    } else {
+        let gpu_rows = gpu_rows.min(bottom.height / 2);
+        let [g, rest] =
             Layout::vertical([Constraint::Length(gpu_rows), Constraint::Min(0)]).areas(bottom);
-        (g, d)
+        let (d, history) = split_history(rest, DETAIL_ROWS);
+        (g, d, history)
     };
     Regions {
         header,
         matrix,
         links,
+        merged: merge,
         gpus,
         detail,
+        history,
         keybar,
+    }
+}
+
+/// Rows the pair detail needs for its text (the history panel draws its bandwidth).
+const DETAIL_ROWS: u16 = 9;
+
+/// `area` cut into `rows` at the top and the history below, when the history gets at least
+/// its minimum; otherwise all of `area`.
+fn split_history(area: Rect, rows: u16) -> (Rect, Option<Rect>) {
+    if area.height >= rows + history::MIN_HEIGHT {
+        let [top, h] = Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area);
+        (top, Some(h))
+    } else {
+        (area, None)
     }
 }
 
@@ -115,12 +167,15 @@ pub fn draw(frame: &mut Frame, state: &State) {
     }
     let r = regions(area, state);
     header::render(frame, r.header, state);
-    matrix::render(frame, r.matrix, state, r.links.is_none());
+    matrix::render(frame, r.matrix, state, r.merged);
     if let Some(links) = r.links {
         links::render(frame, links, state);
     }
     gpus::render(frame, r.gpus, state);
-    detail::render(frame, r.detail, state);
+    detail::render(frame, r.detail, state, r.history.is_none());
+    if let Some(h) = r.history {
+        history::render(frame, h, state);
+    }
     keybar::render(frame, r.keybar, state);
     if state.view.help {
         help::render(frame, area, state);
@@ -133,7 +188,7 @@ pub fn cell_at(area: Rect, state: &State, x: u16, y: u16) -> Option<(usize, usiz
         return None;
     }
     let r = regions(area, state);
-    matrix::cell_at(r.matrix, state, r.links.is_none(), x, y)
+    matrix::cell_at(r.matrix, state, r.merged, x, y)
 }
 
 fn too_small(frame: &mut Frame, area: Rect) {

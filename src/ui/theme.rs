@@ -89,6 +89,17 @@ impl Theme {
         }
     }
 
+    /// The i-th line of a history chart (each GPU keeps its style in every chart; without
+    /// colour the markers tell them apart).
+    pub fn series(self, i: usize) -> Style {
+        self.paint(if i == 0 { Color::Cyan } else { Color::Magenta })
+    }
+
+    /// A chart's reference line: a slowdown point, a maximum, a limit, a line rate.
+    pub fn reference(self) -> Style {
+        self.paint(Color::Yellow)
+    }
+
     /// The selected cell, and the focused panel's border.
     pub fn selected(self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
