@@ -534,11 +534,22 @@ fn within(args: &[&str], limit: std::time::Duration) -> Output {
     ended_within(spawn(args), args, limit)
 }
 
-/// p2ptop `args`, sent `signal` half a second after it started: what it did, and how long it
-/// took to end after the signal.
-fn stopped(args: &[&str], signal: libc::c_int) -> (Output, std::time::Duration) {
+/// p2ptop `args`, sent `signal` once `ready` says so (checked every 10 ms, for up to 10 s):
+/// what it did, and how long it took to end after the signal.
+fn stopped(
+    args: &[&str],
+    signal: libc::c_int,
+    ready: impl Fn() -> bool,
+) -> (Output, std::time::Duration) {
     let child = spawn(args);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?} never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     let sent = std::time::Instant::now();
@@ -587,7 +598,8 @@ fn a_stop_while_the_probe_starts_ends_the_run_within_a_second_and_the_probe_with
             "-o",
             report.to_str().unwrap(),
         ];
-        let (out, took) = stopped(&args, signal);
+        // Signalled once the probe has started (and written its pid): p2ptop waits for it.
+        let (out, took) = stopped(&args, signal, || pid_file.exists());
         assert_eq!(out.status.code(), Some(130), "{command}: {out:?}");
         assert!(took < STOP_LIMIT, "{command} took {took:?} to stop");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -622,7 +634,12 @@ fn a_stop_while_a_large_machine_is_built_ends_the_run_within_a_second() {
         "-o",
         report.to_str().unwrap(),
     ];
-    let (out, took) = stopped(&args, libc::SIGTERM);
+    // Nothing outside shows the build going on: half a second in, it is (1000 GPUs take
+    // seconds, and the run has not begun measuring when the signal comes).
+    let started = std::time::Instant::now();
+    let (out, took) = stopped(&args, libc::SIGTERM, || {
+        started.elapsed() >= std::time::Duration::from_millis(500)
+    });
     assert_eq!(out.status.code(), Some(130), "{out:?}");
     assert!(took < STOP_LIMIT, "took {took:?} to stop");
     assert!(!report.exists());

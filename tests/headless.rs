@@ -186,6 +186,50 @@ fn check_fails_corruption_and_hangs_with_reasons_and_warns_on_a_power_cap() {
     assert!(text(&out.stdout).contains("WARN"), "{}", text(&out.stdout));
 }
 
+/// Start gates that time out on one pair: the check fails on that pair alone, saying no sample
+/// could be trusted, while the rest of the machine is measured.
+#[test]
+fn check_fails_a_pair_whose_start_gates_time_out() {
+    let dir = scratch("gate");
+    let gate = faulty(
+        &dir,
+        "3090-bridge",
+        "[[faults]]\nkind = \"gate_timeout\"\nsrc = \"0\"\ndst = \"1\"\n",
+    );
+    let out = p2ptop(&[
+        "--sim",
+        &gate,
+        "check",
+        "--samples",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"]["overall"], "fail");
+    let causes = json["verdict"]["causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0]["subject"], "GPU0 ↔ GPU1");
+    assert!(
+        causes[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("every start gate timed out"),
+        "{}",
+        causes[0]
+    );
+    for cell in json["cells"].as_array().unwrap() {
+        let from_0_to_1 = cell["src"] == 0 && cell["dst"] == 1 && cell["op"] != "latency";
+        if from_0_to_1 {
+            assert_eq!(cell["failure"]["kind"], "gate_timeout", "{cell}");
+        } else {
+            assert!(cell["failure"].is_null(), "{cell}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The machine of tests/report/hgx-four-faults.toml: four faults, four causes.
 const FOUR_FAULTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

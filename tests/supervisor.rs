@@ -218,6 +218,31 @@ fn a_crashing_probe_is_reported_with_its_last_errors_and_restarted() {
 }
 
 #[test]
+fn a_crash_report_waits_for_the_end_of_the_probes_stderr() {
+    // A process the probe left behind (a crash handler, say) closes stdout and writes the last
+    // line to stderr 300 ms after the probe died: the report has it, because the supervisor
+    // reads stderr to its end (for up to a second) instead of glancing at it once.
+    let probe = fake_failing_on_gpu1(
+        "late-words",
+        "(exec >&-; sleep 0.3; echo 'core dumped by the handler' >&2) & kill -SEGV $$",
+    );
+    let (sup, feed) = start(&probe);
+    sup.send(measure(1, &[(1, 0)]));
+    let feeds = collect(&feed, 1);
+    let message = feeds
+        .iter()
+        .find_map(|f| match f {
+            Feed::Probe(Event::PairError { message, .. }) => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        message.contains("SIGSEGV") && message.contains("core dumped by the handler"),
+        "{message}"
+    );
+}
+
+#[test]
 fn garbage_from_the_probe_is_reported_and_measuring_goes_on() {
     let probe = fake_failing_on_gpu1(
         "garbage",

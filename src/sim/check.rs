@@ -166,7 +166,9 @@ fn model(key: &str, m: &ModelSpec) -> Result<(), String> {
 
 fn fault(key: &str, fault: &Fault) -> Result<(), String> {
     match fault {
-        Fault::Corrupt { src, dst } | Fault::Hang { src, dst }
+        Fault::Corrupt { src, dst }
+        | Fault::Hang { src, dst }
+        | Fault::GateTimeout { src, dst, .. }
             if src == "host" && dst == "host" =>
         {
             Err(format!(
@@ -175,6 +177,10 @@ fn fault(key: &str, fault: &Fault) -> Result<(), String> {
             ))
         }
         Fault::PowerCap { watts, .. } => positive(&format!("{key}.watts"), *watts),
+        Fault::GateTimeout { share, .. } if !(*share > 0.0 && *share <= 1.0) => Err(format!(
+            "{key}.share is {share}: the share of samples whose gate times out is above 0 and \
+             at most 1"
+        )),
         _ => Ok(()),
     }
 }

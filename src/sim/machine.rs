@@ -72,6 +72,8 @@ pub struct Machine {
     pub socket_link_gbps: Option<f64>,
     pub corrupt: Vec<(Node, Node)>,
     pub hang: Vec<(Node, Node)>,
+    /// Pairs whose samples' start gates time out, with the share of samples that do.
+    pub gate_timeout: Vec<((Node, Node), f64)>,
 }
 
 impl Machine {
@@ -134,6 +136,7 @@ impl Machine {
             switches,
             corrupt: Vec::new(),
             hang: Vec::new(),
+            gate_timeout: Vec::new(),
         };
         for fault in &spec.faults {
             machine.apply(fault)?;
@@ -188,6 +191,10 @@ impl Machine {
             Fault::Hang { src, dst } => {
                 let pair = (self.node(src)?, self.node(dst)?);
                 self.hang.push(pair);
+            }
+            Fault::GateTimeout { src, dst, share } => {
+                let pair = (self.node(src)?, self.node(dst)?);
+                self.gate_timeout.push((pair, *share));
             }
             Fault::FanFailed { gpu } => {
                 let g = self.gpu_mut(*gpu)?;

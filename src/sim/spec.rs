@@ -101,6 +101,10 @@ fn two() -> u32 {
     2
 }
 
+fn every_sample() -> f64 {
+    1.0
+}
+
 /// The driver's peer-access state, apart from what the GPU model supports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -311,6 +315,15 @@ pub enum Fault {
     Corrupt { src: String, dst: String },
     /// Copies from `src` to `dst` never finish.
     Hang { src: String, dst: String },
+    /// The start gate of samples from `src` to `dst` times out (the host could not queue the
+    /// work in time), for this share of them: each is rejected, and when more are rejected than
+    /// the samples asked for, the pair fails as GATE. Every sample when `share` is absent.
+    GateTimeout {
+        src: String,
+        dst: String,
+        #[serde(default = "every_sample")]
+        share: f64,
+    },
     /// The GPU's fan has stopped: its cooling is a fraction of normal.
     FanFailed { gpu: u32 },
     /// The GPU's power limit is held at this many watts.
