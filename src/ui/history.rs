@@ -304,7 +304,7 @@ pub fn thin(points: Vec<(f64, f64)>, most: usize) -> Vec<(f64, f64)> {
     points
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| i % step == 0 || *i == last)
+        .filter(|(i, _)| i.is_multiple_of(step) || *i == last)
         .map(|(_, p)| p)
         .collect()
 }
@@ -342,7 +342,7 @@ fn in_window(board: &Board, window: f64, most: usize) -> Vec<&HistoryFrame> {
     let len = history.len() - start;
     let step = len.div_ceil(most.max(2)).max(1);
     (start..history.len())
-        .filter(|i| (i - start) % step == 0 || *i == history.len() - 1)
+        .filter(|i| (i - start).is_multiple_of(step) || *i == history.len() - 1)
         .map(|i| &history[i])
         .collect()
 }
