@@ -287,7 +287,7 @@ fn a_gpu_throttling_under_the_bridge_is_marked() {
         "{problems}"
     );
     // The history shows the temperature rising to the slowdown point.
-    assert!(screen.contains("temp °C · • • slowdown 93"), "{screen}");
+    assert!(screen.contains("temp °C • 93 slowdown"), "{screen}");
     assert!(screen.contains("-2m"), "two minutes of history: {screen}");
 }
 

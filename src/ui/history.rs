@@ -407,7 +407,7 @@ fn draw_chart(
         );
     }
     let title = match reference {
-        Some((v, name)) => format!(" {} {} · • • {name} {v:.0} ", spec.title, spec.unit),
+        Some((v, name)) => format!(" {} {} • {v:.0} {name} ", spec.title, spec.unit),
         None => format!(" {} {} ", spec.title, spec.unit),
     };
     let chart = Chart::new(datasets)
