@@ -599,6 +599,42 @@ fn a_click_selects_the_cell_under_the_mouse() {
 }
 
 #[test]
+fn the_mouse_wheel_and_clicks_work_on_the_gpu_panel() {
+    let mut live = live("hgx-h100");
+    // 80×24: the GPU panel shows two of eight GPUs, so the wheel has something to scroll.
+    let area = Rect::new(0, 0, 80, 24);
+    let gpus = ui::regions(area, &live.state()).gpus;
+    let mouse = |kind, column, row| {
+        TermEvent::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let (x, y) = (gpus.x + 3, gpus.y + 1);
+    live.handle(&mouse(MouseEventKind::ScrollDown, x, y), area);
+    live.handle(&mouse(MouseEventKind::ScrollDown, x, y), area);
+    assert_eq!(live.view.gpu_scroll, 2);
+    live.handle(&mouse(MouseEventKind::ScrollUp, x, y), area);
+    assert_eq!(live.view.gpu_scroll, 1);
+    assert_eq!(
+        live.view.selected,
+        (0, 1),
+        "the wheel over the GPUs moves no cell"
+    );
+    live.handle(&mouse(MouseEventKind::Down(MouseButton::Left), x, y), area);
+    assert_eq!(live.view.focus, p2ptop::app::view::Focus::Gpus);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| ui::draw(f, &live.state())).unwrap();
+    assert!(
+        text(&terminal).contains("GPUs 1–2 of 8"),
+        "{}",
+        text(&terminal)
+    );
+}
+
+#[test]
 fn the_sweep_measures_on_a_live_connection_and_a_snapshot_is_written_whole() {
     let mut live = live("3090-bridge");
     let dir = std::env::temp_dir().join(format!("p2ptop-ui-snap-{}", std::process::id()));
