@@ -1,6 +1,7 @@
 //! The cost of one frame of the live view for 8 and 16 GPUs (synthetic boards, every cell
-//! measured, full histories), against an empty frame in the same run; then the live loop's CPU
-//! use on a simulated machine at the default refresh.
+//! measured, full histories: five minutes of telemetry and every cell's bandwidth timeline, so
+//! the history charts are drawn), against an empty frame in the same run; then the live loop's
+//! CPU use on a simulated machine at the default refresh.
 //!
 //! `cargo bench --bench frame`
 
@@ -66,9 +67,7 @@ fn board(gpus: u32) -> Board {
                         throttled: false,
                     }),
                     history: (0..HISTORY).map(|k| gbps + (k % 7) as f64).collect(),
-                    timeline: (0..HISTORY_POINTS)
-                        .map(|k| (k as f64 * 0.25, gbps + (k % 7) as f64))
-                        .collect(),
+                    timeline: Default::default(),
                     failure: None,
                 };
                 board.cells.insert(
@@ -84,25 +83,40 @@ fn board(gpus: u32) -> Board {
             board.latency.insert((src, dst), 800.0);
         }
     }
-    let frame = TelemetryFrame {
-        at_ms: 1000,
-        gpus: (0..gpus)
-            .map(|gpu| GpuTelemetry {
-                gpu,
-                temp_c: Some(70.0),
-                slowdown_temp_c: Some(87.0),
-                sm_clock_mhz: Some(1980),
-                sm_clock_max_mhz: Some(1980),
-                power_w: Some(500.0),
-                power_limit_w: Some(700.0),
-                throttle: Some(ThrottleReasons(0)),
-                pcie_gen: Some(5),
-                pcie_width: Some(16),
-                ..GpuTelemetry::default()
-            })
-            .collect(),
-    };
-    board.apply(&Feed::Telemetry(frame));
+    // Five minutes of telemetry at the sampler's default 500 ms: the full history window.
+    for k in 0..600u64 {
+        let frame = TelemetryFrame {
+            at_ms: 500 * k,
+            gpus: (0..gpus)
+                .map(|gpu| GpuTelemetry {
+                    gpu,
+                    temp_c: Some(40.0 + (k as f64 / 12.0).min(48.0)),
+                    slowdown_temp_c: Some(87.0),
+                    sm_clock_mhz: Some(1980 - (k as u32 % 50)),
+                    sm_clock_max_mhz: Some(1980),
+                    power_w: Some(500.0 + (k % 30) as f64),
+                    power_limit_w: Some(700.0),
+                    throttle: Some(ThrottleReasons(if k > 500 {
+                        ThrottleReasons::SW_THERMAL
+                    } else {
+                        0
+                    })),
+                    pcie_gen: Some(5),
+                    pcie_width: Some(16),
+                    pcie_tx_gbps: Some(20.0 + (k % 5) as f64),
+                    pcie_rx_gbps: Some(18.0 + (k % 7) as f64),
+                    ..GpuTelemetry::default()
+                })
+                .collect(),
+        };
+        board.apply(&Feed::Telemetry(frame));
+    }
+    for cell in board.cells.values_mut() {
+        cell.timeline = (0..HISTORY_POINTS)
+            .map(|k| (k as f64 * 0.25, 370.0 + (k % 7) as f64))
+            .collect();
+    }
+    assert!(board.telemetry_history.len() >= 600, "a full history");
     board
 }
 

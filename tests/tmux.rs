@@ -315,3 +315,108 @@ fn the_live_view_without_a_terminal_says_it_needs_one() {
         "{stderr}"
     );
 }
+
+/// `3090-bridge` under stress, its simulated time run 4× faster (P2PTOP_SIM_SPEED) so that the
+/// minute GPU0 needs to reach its slowdown point takes about fifteen real seconds: GPU0, under the bridge, heats to its slowdown point,
+/// the problems line names its throttling, and the snapshot's history CSV shows the
+/// temperature rising to it while the clock falls.
+#[test]
+fn stress_on_the_bridge_shows_gpu0_heating_and_throttling_in_the_history() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("p2ptop-tmux-history-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a snapshot directory");
+    let pane = Pane::open("history");
+    let command = format!(
+        "cd {} && P2PTOP_SIM_SPEED=4 {} --sim 3090-bridge; echo exit=$?",
+        dir.display(),
+        env!("CARGO_BIN_EXE_p2ptop")
+    );
+    pane.keys(&[&command, "Enter"]);
+    pane.wait_for("SIMULATED: 3090-bridge at 4× time");
+    pane.keys(&["m"]);
+    pane.wait_for("mode stress");
+    // About 64 simulated seconds of stress: some 16 real ones.
+    let screen = pane.wait_for_up_to("GPU0 throttling: sw-thermal", 40);
+    let problems = screen
+        .lines()
+        .find(|l| l.contains("problem"))
+        .expect("a problems line");
+    assert!(
+        problems.contains("GPU0 throttling: sw-thermal at 9"),
+        "{problems}"
+    );
+    assert!(screen.contains("temp °C • 93 slow"), "{screen}");
+    pane.keys(&["s"]);
+    pane.wait_for("snapshot written to");
+    pane.keys(&["q"]);
+    pane.assert_restored("exit=0");
+    let csv = std::fs::read_dir(&dir)
+        .expect("the snapshot directory")
+        .map(|e| e.expect("an entry").path())
+        .find(|p| p.to_string_lossy().ends_with("-history.csv"))
+        .expect("a history CSV beside the snapshot");
+    let text = std::fs::read_to_string(&csv).expect("the CSV");
+    // t_s,gpu,temp_c,sm_clock_mhz,…,throttling
+    let gpu0: Vec<(f64, f64, f64, bool)> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[1] == "0")
+        .map(|f| {
+            (
+                f[0].parse().expect("a time"),
+                f[2].parse().expect("a temperature"),
+                f[3].parse().expect("a clock"),
+                f[9] == "true",
+            )
+        })
+        .collect();
+    let first = gpu0.first().expect("GPU0 rows");
+    let hottest = gpu0.iter().map(|r| r.1).fold(0.0, f64::max);
+    assert!(first.1 < 60.0, "GPU0 started cool: {first:?}");
+    // The slowdown point is 93 °C; the frame that sets the reason may read a tenth below it.
+    assert!(
+        hottest >= 92.5,
+        "GPU0 reached its slowdown point: {hottest}"
+    );
+    assert!(
+        gpu0.iter().any(|r| r.3),
+        "the history marks GPU0 throttling"
+    );
+    let first_throttled = gpu0.iter().position(|r| r.3).expect("a throttled row");
+    let before = gpu0[..first_throttled]
+        .iter()
+        .map(|r| r.2)
+        .fold(0.0, f64::max);
+    let throttled = gpu0[first_throttled..]
+        .iter()
+        .filter(|r| r.3)
+        .map(|r| r.2)
+        .fold(f64::MAX, f64::min);
+    assert!(throttled < before, "GPU0's clock fell: {gpu0:?}");
+    assert!(
+        gpu0.last().expect("rows").0 > 60.0,
+        "over a simulated minute"
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+impl Pane {
+    /// Waits up to `seconds` for `text` on screen.
+    fn wait_for_up_to(&self, text: &str, seconds: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared in {seconds} s:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

@@ -287,7 +287,7 @@ fn a_gpu_throttling_under_the_bridge_is_marked() {
         "{problems}"
     );
     // The history shows the temperature rising to the slowdown point.
-    assert!(screen.contains("temp °C · • • slowdown 93"), "{screen}");
+    assert!(screen.contains("temp °C • 93 slowdown"), "{screen}");
     assert!(screen.contains("-2m"), "two minutes of history: {screen}");
 }
 
@@ -595,6 +595,42 @@ fn a_click_selects_the_cell_under_the_mouse() {
         live.view.selected,
         (1, 2),
         "a click outside the matrix changes nothing"
+    );
+}
+
+#[test]
+fn the_mouse_wheel_and_clicks_work_on_the_gpu_panel() {
+    let mut live = live("hgx-h100");
+    // 80×24: the GPU panel shows two of eight GPUs, so the wheel has something to scroll.
+    let area = Rect::new(0, 0, 80, 24);
+    let gpus = ui::regions(area, &live.state()).gpus;
+    let mouse = |kind, column, row| {
+        TermEvent::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let (x, y) = (gpus.x + 3, gpus.y + 1);
+    live.handle(&mouse(MouseEventKind::ScrollDown, x, y), area);
+    live.handle(&mouse(MouseEventKind::ScrollDown, x, y), area);
+    assert_eq!(live.view.gpu_scroll, 2);
+    live.handle(&mouse(MouseEventKind::ScrollUp, x, y), area);
+    assert_eq!(live.view.gpu_scroll, 1);
+    assert_eq!(
+        live.view.selected,
+        (0, 1),
+        "the wheel over the GPUs moves no cell"
+    );
+    live.handle(&mouse(MouseEventKind::Down(MouseButton::Left), x, y), area);
+    assert_eq!(live.view.focus, p2ptop::app::view::Focus::Gpus);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| ui::draw(f, &live.state())).unwrap();
+    assert!(
+        text(&terminal).contains("GPUs 1–2 of 8"),
+        "{}",
+        text(&terminal)
     );
 }
 

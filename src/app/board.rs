@@ -5,12 +5,15 @@
 use super::feed::Feed;
 use crate::model::capacity::{self, Capacity, Trained};
 use crate::model::telemetry::{GpuTelemetry, TelemetryFrame};
+use crate::model::topology::LinkType;
 use crate::model::topology::Topology;
 use crate::probe::protocol::{
     DirectionSummary, Engine, Event, FailureKind, Node, Op, Pair, Verification,
 };
 use crate::report::seen::TelemetrySeen;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 /// Samples kept per cell for the spread of its figures.
 pub const HISTORY: usize = 120;
@@ -94,6 +97,15 @@ pub struct Board {
     pub seen: TelemetrySeen,
     /// The telemetry of the last [`HISTORY_SECONDS`], oldest first.
     pub telemetry_history: VecDeque<HistoryFrame>,
+    /// Capacities and built links worked out since the last telemetry frame: a frame reads
+    /// each many times, and they change only with the PCIe links seen.
+    derived: RefCell<Derived>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Derived {
+    capacity: BTreeMap<(Node, Node), Option<Rc<Capacity>>>,
+    built_link: BTreeMap<(u32, u32), Option<LinkType>>,
 }
 
 /// The readings one history chart draws, for one GPU at one moment.
@@ -174,6 +186,7 @@ impl Board {
             stress_total: None,
             seen: TelemetrySeen::default(),
             telemetry_history: VecDeque::new(),
+            derived: RefCell::default(),
         }
     }
 
@@ -189,6 +202,7 @@ impl Board {
                     }
                 }
                 self.seen.add(frame);
+                self.derived.take();
                 let at_s = frame.at_ms as f64 / 1e3;
                 self.telemetry_history.push_back(HistoryFrame {
                     at_s,
@@ -346,8 +360,26 @@ impl Board {
 
     /// What the path `src → dst` was built for and has now (`model::capacity`), with the PCIe
     /// links as seen so far.
-    pub fn capacity(&self, src: Node, dst: Node) -> Option<Capacity> {
-        capacity::of_path(&self.topology, src, dst, &|g| self.trained(g))
+    pub fn capacity(&self, src: Node, dst: Node) -> Option<Rc<Capacity>> {
+        if let Some(known) = self.derived.borrow().capacity.get(&(src, dst)) {
+            return known.clone();
+        }
+        let found = capacity::of_path(&self.topology, src, dst, &|g| self.trained(g)).map(Rc::new);
+        self.derived
+            .borrow_mut()
+            .capacity
+            .insert((src, dst), found.clone());
+        found
+    }
+
+    /// How GPUs `a` and `b` were built to be joined (`model::capacity::built_link`).
+    pub fn built_link(&self, a: u32, b: u32) -> Option<LinkType> {
+        if let Some(known) = self.derived.borrow().built_link.get(&(a, b)) {
+            return *known;
+        }
+        let found = capacity::built_link(&self.topology, a, b);
+        self.derived.borrow_mut().built_link.insert((a, b), found);
+        found
     }
 
     /// Every node of the matrix: the GPUs in order, then the host.

@@ -110,7 +110,7 @@ pub fn floor(board: &Board, src: Node, dst: Node, op: Op, engine: Engine) -> f64
             if blocking_p2p(board, src, dst, op, Engine::Sm).is_some() {
                 return floors.staged;
             }
-            match crate::model::capacity::built_link(&board.topology, a, b) {
+            match board.built_link(a, b) {
                 Some(LinkType::NvLink(_)) if engine == Engine::Ce => floors.nvlink_ce,
                 Some(LinkType::NvLink(_)) => floors.nvlink_sm,
                 _ => pcie(&floors),
@@ -147,12 +147,7 @@ pub fn stress_sharers(board: &Board, a: u32, b: u32) -> usize {
     if direct(a, b) || direct(b, a) {
         return 1;
     }
-    let via_nvlink = |x: u32, y: u32| {
-        matches!(
-            crate::model::capacity::built_link(topo, x, y),
-            Some(LinkType::NvLink(_))
-        )
-    };
+    let via_nvlink = |x: u32, y: u32| matches!(board.built_link(x, y), Some(LinkType::NvLink(_)));
     let this_nvlink = via_nvlink(a, b);
     let peers = |g: u32| {
         topo.gpus

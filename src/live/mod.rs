@@ -14,7 +14,7 @@ use crate::app::cycle::Cycle;
 use crate::app::feed::Feed;
 use crate::app::keys::{self, Key};
 use crate::app::snapshot;
-use crate::app::view::{Effect, Focus, View};
+use crate::app::view::{Action, Effect, Focus, Step, View};
 use crate::model::topology::Topology;
 use crate::probe::protocol::{Command, Settings};
 use crate::source::Connection;
@@ -329,6 +329,35 @@ impl Live {
                 if let Some(cell) = ui::cell_at(area, &self.state(), mouse.column, mouse.row) {
                     self.view.selected = cell;
                     self.view.focus = Focus::Matrix;
+                } else if let Some(panel) =
+                    ui::panel_at(area, &self.state(), mouse.column, mouse.row)
+                {
+                    self.view.focus = panel;
+                }
+            }
+            TermEvent::Mouse(mouse)
+                if matches!(
+                    mouse.kind,
+                    MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+                ) =>
+            {
+                let step = if mouse.kind == MouseEventKind::ScrollUp {
+                    Step::Up
+                } else {
+                    Step::Down
+                };
+                let action = match ui::panel_at(area, &self.state(), mouse.column, mouse.row) {
+                    Some(Focus::Gpus) => Some(Action::ScrollGpus(step)),
+                    Some(Focus::Matrix) => Some(Action::Move(step)),
+                    None if self.view.help => {
+                        Some(Action::ScrollHelp(if step == Step::Up { -3 } else { 3 }))
+                    }
+                    None => None,
+                };
+                if let Some(action) = action {
+                    let nodes = self.board.nodes().len();
+                    let gpus = self.board.topology.gpus.len();
+                    self.view.apply(action, nodes, gpus);
                 }
             }
             _ => {}

@@ -17,11 +17,26 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The simulation shared by the probe thread and the sampler, with the wall-clock start that
-/// simulated time follows.
+/// simulated time follows and how many simulated seconds pass per wall-clock second.
 #[derive(Clone)]
 struct Shared {
     sim: Arc<Mutex<Simulation>>,
     started: Instant,
+    speed: f64,
+}
+
+/// The environment variable that runs a wall-clock simulation faster than real time (`20`:
+/// twenty simulated seconds per second), so minutes of heat can be watched or tested in
+/// seconds. Every screen names the speed beside the machine.
+pub const SPEED_VAR: &str = "P2PTOP_SIM_SPEED";
+
+/// The speed `P2PTOP_SIM_SPEED` asks for: a finite number above 0, else real time.
+fn speed_from_env() -> f64 {
+    std::env::var(SPEED_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
 }
 
 impl Shared {
@@ -30,7 +45,7 @@ impl Shared {
         // A panic on another thread while it held the lock leaves a usable simulation: its
         // state is plain numbers, updated step by step.
         let mut sim = self.sim.lock().unwrap_or_else(|e| e.into_inner());
-        let wall = self.started.elapsed().as_secs_f64();
+        let wall = self.started.elapsed().as_secs_f64() * self.speed;
         if wall > sim.now_s() {
             let behind = wall - sim.now_s();
             sim.idle(behind);
@@ -40,7 +55,7 @@ impl Shared {
 
     /// Sleeps until simulated second `at_s` comes round on the wall clock.
     fn wait_until(&self, at_s: f64) {
-        let due = self.started + Duration::from_secs_f64(at_s.max(0.0));
+        let due = self.started + Duration::from_secs_f64(at_s.max(0.0) / self.speed);
         if let Some(left) = due.checked_duration_since(Instant::now()) {
             thread::sleep(left);
         }
@@ -62,9 +77,14 @@ pub enum Pacing {
 pub fn open(machine: Machine, name: &str, seed: u64, pacing: Pacing) -> Connection {
     let topology = machine.topology();
     let hello = machine.hello().to_line();
+    let speed = match pacing {
+        Pacing::WallClock { .. } => speed_from_env(),
+        Pacing::Instant => 1.0,
+    };
     let shared = Shared {
         sim: Arc::new(Mutex::new(Simulation::new(machine, seed))),
         started: Instant::now(),
+        speed,
     };
     let (feed_tx, feed) = mpsc::channel();
     let launcher = Launch {
@@ -89,9 +109,14 @@ pub fn open(machine: Machine, name: &str, seed: u64, pacing: Pacing) -> Connecti
             }
         });
     }
+    let simulated = if speed == 1.0 {
+        name.to_owned()
+    } else {
+        format!("{name} at {speed}× time")
+    };
     Connection {
         topology,
-        simulated: Some(name.to_owned()),
+        simulated: Some(simulated),
         feed,
         commands: supervisor,
     }

@@ -105,7 +105,7 @@ fn path_line<'a>(state: &State, src: Node, dst: Node) -> Line<'a> {
         }
         (Node::Gpu(a), Node::Gpu(b)) => {
             let now = board.topology.link(a, b);
-            let built = crate::model::capacity::built_link(&board.topology, a, b);
+            let built = board.built_link(a, b);
             let mut text = format!("link {}", or_na(now, |l| l.to_string()));
             if built != now {
                 text += &format!(", built {}", or_na(built, |l| l.to_string()));

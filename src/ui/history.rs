@@ -17,7 +17,7 @@
 
 use super::State;
 use super::theme::Theme;
-use crate::app::board::{Board, Cell, HistoryPoint};
+use crate::app::board::{Board, Cell, HistoryFrame, HistoryPoint};
 use crate::app::reading::{self, figure, line_rate_gbps};
 use crate::model::line_rate;
 use crate::probe::protocol::Node;
@@ -203,8 +203,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let shown = &specs[..specs.len().min(fits.saturating_sub(1))];
     let areas = Layout::horizontal(vec![Constraint::Fill(1); shown.len() + 1]).split(inner);
     bandwidth(frame, areas[0], state);
+    let frames = in_window(
+        state.board,
+        window,
+        areas.get(1).map_or(inner.width, |a| a.width) as usize,
+    );
     for (spec, &chart_area) in shown.iter().zip(areas.iter().skip(1)) {
-        draw_chart(frame, chart_area, state, spec, &gpus, window);
+        draw_chart(frame, chart_area, state, spec, &gpus, &frames, window);
     }
 }
 
@@ -229,6 +234,7 @@ pub fn bandwidth(frame: &mut Frame, area: Rect, state: &State) {
         .filter(|(at, _)| *at >= now - window)
         .map(|(at, gbps)| (at - now, *gbps))
         .collect();
+    let points = thin(points, area.width as usize);
     let observed = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let rate = line_rate_gbps(board, src, dst, state.view.shown_op());
     let top = rate.unwrap_or(observed * 1.1).max(observed).max(1.0);
@@ -246,6 +252,7 @@ pub fn bandwidth(frame: &mut Frame, area: Rect, state: &State) {
         .filter(|f| gpus.iter().any(|&g| f.gpu(g).is_some_and(|p| p.throttling)))
         .map(|f| (f.at_s - now, top * 0.97))
         .collect();
+    let throttled = thin(throttled, area.width as usize);
     let datasets = vec![
         Dataset::default()
             .data(&points)
@@ -284,6 +291,24 @@ pub fn bandwidth(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(chart, area);
 }
 
+/// At most `most` of `points`, evenly spaced, the last always kept: a chart draws only a few
+/// points per column, and drawing every sample of five minutes would cost more than the rest
+/// of the frame.
+pub fn thin(points: Vec<(f64, f64)>, most: usize) -> Vec<(f64, f64)> {
+    let most = most.max(2);
+    if points.len() <= most {
+        return points;
+    }
+    let step = points.len().div_ceil(most);
+    let last = points.len() - 1;
+    points
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i.is_multiple_of(step) || *i == last)
+        .map(|(_, p)| p)
+        .collect()
+}
+
 /// How the i-th GPU's line is told apart without colour.
 fn line_symbol(i: usize) -> &'static str {
     if i == 0 { "⣿" } else { "▀" }
@@ -308,23 +333,36 @@ fn series_style(theme: Theme, i: usize) -> Style {
     theme.series(i)
 }
 
+/// The telemetry frames of the last `window` seconds, at most about `most` of them evenly
+/// spaced (the last always kept): a chart column shows a few points at most.
+fn in_window(board: &Board, window: f64, most: usize) -> Vec<&HistoryFrame> {
+    let history = &board.telemetry_history;
+    let now = board.now_s();
+    let start = history.partition_point(|f| f.at_s < now - window);
+    let len = history.len() - start;
+    let step = len.div_ceil(most.max(2)).max(1);
+    (start..history.len())
+        .filter(|i| (i - start).is_multiple_of(step) || *i == history.len() - 1)
+        .map(|i| &history[i])
+        .collect()
+}
+
 fn draw_chart(
     frame: &mut Frame,
     area: Rect,
     state: &State,
     spec: &Spec,
     gpus: &[u32],
+    frames: &[&HistoryFrame],
     window: f64,
 ) {
     let theme = state.theme;
     let now = state.board.now_s();
-    let history = &state.board.telemetry_history;
     let mut series: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
     for (i, &g) in gpus.iter().enumerate() {
         for pick in spec.pick {
-            let points: Vec<(f64, f64)> = history
+            let points: Vec<(f64, f64)> = frames
                 .iter()
-                .filter(|f| f.at_s >= now - window)
                 .filter_map(|f| Some((f.at_s - now, pick(f.gpu(g)?)?)))
                 .collect();
             series.push((i, points));
@@ -369,7 +407,7 @@ fn draw_chart(
         );
     }
     let title = match reference {
-        Some((v, name)) => format!(" {} {} · • • {name} {v:.0} ", spec.title, spec.unit),
+        Some((v, name)) => format!(" {} {} • {v:.0} {name} ", spec.title, spec.unit),
         None => format!(" {} {} ", spec.title, spec.unit),
     };
     let chart = Chart::new(datasets)
@@ -388,4 +426,21 @@ fn draw_chart(
         )
         .legend_position(None);
     frame.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_the_ends_and_at_most_the_bound() {
+        let points: Vec<(f64, f64)> = (0..600).map(|k| (k as f64, k as f64)).collect();
+        let thinned = thin(points.clone(), 100);
+        assert!(thinned.len() <= 101, "{}", thinned.len());
+        assert_eq!(thinned.first(), points.first());
+        assert_eq!(thinned.last(), points.last());
+        assert_eq!(thin(points[..50].to_vec(), 100).len(), 50);
+        assert_eq!(ago(120.0), "-2m");
+        assert_eq!(ago(30.0), "-30s");
+    }
 }

@@ -74,7 +74,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         )];
         for b in &topo.gpus {
             let link = topo.link(a.index, b.index);
-            let built = crate::model::capacity::built_link(topo, a.index, b.index);
+            let built = state.board.built_link(a.index, b.index);
             let mut style = match link {
                 _ if link != built => theme.bad(),
                 Some(LinkType::NvLink(_)) => theme.good(),

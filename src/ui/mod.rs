@@ -191,6 +191,22 @@ pub fn cell_at(area: Rect, state: &State, x: u16, y: u16) -> Option<(usize, usiz
     matrix::cell_at(r.matrix, state, r.merged, x, y)
 }
 
+/// The panel under the mouse at (`x`, `y`), if it is one the mouse acts on.
+pub fn panel_at(area: Rect, state: &State, x: u16, y: u16) -> Option<crate::app::view::Focus> {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT || state.view.help {
+        return None;
+    }
+    let r = regions(area, state);
+    let at = ratatui::layout::Position { x, y };
+    if r.gpus.contains(at) {
+        Some(crate::app::view::Focus::Gpus)
+    } else if r.matrix.contains(at) {
+        Some(crate::app::view::Focus::Matrix)
+    } else {
+        None
+    }
+}
+
 fn too_small(frame: &mut Frame, area: Rect) {
     let text = format!(
         "The terminal is {}×{}; p2ptop needs at least {MIN_WIDTH}×{MIN_HEIGHT}. Make it larger, or press q to quit.",

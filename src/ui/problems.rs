@@ -37,9 +37,22 @@ fn problem(severity: Severity, text: String) -> Problem {
 /// Every problem on the board, worst first (ties in the order found: cells, GPUs, probe).
 pub fn list(board: &Board) -> Vec<Problem> {
     let mut out = cells(board);
+    let mut loaded: Vec<u32> = Vec::new();
+    for (k, c) in &board.cells {
+        for node in [k.src, k.dst] {
+            if let Node::Gpu(g) = node
+                && c.last.is_some()
+                && !loaded.contains(&g)
+            {
+                loaded.push(g);
+            }
+        }
+    }
     for gpu in &board.topology.gpus {
         out.extend(links_down(board, gpu.index));
-        out.extend(pcie_trained_down(board, gpu.index));
+        if loaded.contains(&gpu.index) {
+            out.extend(pcie_trained_down(board, gpu.index));
+        }
     }
     out.extend(nvlink_without_p2p(board));
     for gpu in &board.topology.gpus {
@@ -60,20 +73,23 @@ pub fn list(board: &Board) -> Vec<Problem> {
 fn cells(board: &Board) -> Vec<Problem> {
     let mut out = Vec::new();
     for (key, cell) in &board.cells {
-        let what = format!(
-            "{} → {} {} {}",
-            key.src,
-            key.dst,
-            key.op.name(),
-            key.engine.name()
-        );
+        let what = || {
+            format!(
+                "{} → {} {} {}",
+                key.src,
+                key.dst,
+                key.op.name(),
+                key.engine.name()
+            )
+        };
         if let Some(m) = &cell.last
             && !m.verification.passed()
         {
             out.push(problem(
                 Severity::Alarm,
                 format!(
-                    "{what}: BAD, {} bytes arrived wrong",
+                    "{}: BAD, {} bytes arrived wrong",
+                    what(),
                     m.verification.mismatched_bytes
                 ),
             ));
@@ -89,7 +105,7 @@ fn cells(board: &Board) -> Vec<Problem> {
             };
             out.push(problem(
                 severity,
-                format!("{what}: {}", failure_code(f.kind)),
+                format!("{}: {}", what(), failure_code(f.kind)),
             ));
         }
     }
