@@ -12,6 +12,9 @@ pub const USAGE: u8 = 2;
 pub const ENVIRONMENT: u8 = 3;
 /// Something went wrong inside p2ptop or the GPU state it relies on.
 pub const INTERNAL: u8 = 4;
+/// Stopped by a signal (Ctrl-C in a headless run, SIGTERM, or the live view's terminal going
+/// away) before the work was done: 128 + SIGINT, as shells report it.
+pub const INTERRUPTED: u8 = 130;
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)

@@ -138,8 +138,43 @@ fn check_fails_corruption_and_hangs_with_reasons_and_warns_on_a_power_cap() {
         report.contains("HUNG") && report.contains("did not finish"),
         "{report}"
     );
-    // Every other cell was still measured: GPU0 → GPU1 has figures.
-    assert!(report.contains("verdict: FAIL"));
+    assert!(report.contains("verdict: FAIL"), "{report}");
+    // The same in JSON: GPU1 → GPU0 hung, and GPU0 → GPU1 was still measured, each op and
+    // engine that does not need the hung direction with a figure.
+    let out = p2ptop(&[
+        "--sim",
+        &hang,
+        "check",
+        "--samples",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"]["overall"], "fail");
+    let cell = |src: u64, dst: u64, op: &str, engine: &str| -> serde_json::Value {
+        json["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["src"] == src && c["dst"] == dst && c["op"] == op && c["engine"] == engine)
+            .unwrap_or_else(|| panic!("no cell GPU{src} → GPU{dst} {op} {engine}"))
+            .clone()
+    };
+    let hung = cell(1, 0, "read", "sm");
+    assert_eq!(hung["failure"]["kind"], "hung", "{hung}");
+    assert!(hung["gbps"].is_null(), "{hung}");
+    for op in ["read", "write"] {
+        for engine in ["sm", "ce"] {
+            let measured = cell(0, 1, op, engine);
+            let gbps = measured["gbps"].as_f64().unwrap_or(0.0);
+            assert!(
+                gbps > 10.0 && measured["failure"].is_null(),
+                "GPU0 → GPU1 {op} {engine} has no figure: {measured}"
+            );
+        }
+    }
     // A mild cap (300 of 700 W) slows SM copies within the floors: a warning, not a failure.
     let capped = faulty(
         &dir,
@@ -149,6 +184,50 @@ fn check_fails_corruption_and_hangs_with_reasons_and_warns_on_a_power_cap() {
     let out = p2ptop(&["--sim", &capped, "check", "--samples", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("WARN"), "{}", text(&out.stdout));
+}
+
+/// Start gates that time out on one pair: the check fails on that pair alone, saying no sample
+/// could be trusted, while the rest of the machine is measured.
+#[test]
+fn check_fails_a_pair_whose_start_gates_time_out() {
+    let dir = scratch("gate");
+    let gate = faulty(
+        &dir,
+        "3090-bridge",
+        "[[faults]]\nkind = \"gate_timeout\"\nsrc = \"0\"\ndst = \"1\"\n",
+    );
+    let out = p2ptop(&[
+        "--sim",
+        &gate,
+        "check",
+        "--samples",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"]["overall"], "fail");
+    let causes = json["verdict"]["causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0]["subject"], "GPU0 ↔ GPU1");
+    assert!(
+        causes[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("every start gate timed out"),
+        "{}",
+        causes[0]
+    );
+    for cell in json["cells"].as_array().unwrap() {
+        let from_0_to_1 = cell["src"] == 0 && cell["dst"] == 1 && cell["op"] != "latency";
+        if from_0_to_1 {
+            assert_eq!(cell["failure"]["kind"], "gate_timeout", "{cell}");
+        } else {
+            assert!(cell["failure"].is_null(), "{cell}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The machine of tests/report/hgx-four-faults.toml: four faults, four causes.
@@ -323,12 +402,53 @@ fn bad_input_is_a_usage_error_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Ctrl-C in the middle of a long run: what was measured is written, marked incomplete, and
-/// the exit code says the run was interrupted.
+/// A pseudo-terminal: p2ptop shows its progress ("measured N of M pairs") only on a terminal.
+struct Pty {
+    master: std::fs::File,
+    slave: std::fs::File,
+}
+
+fn pty() -> Pty {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors it opened; no name, settings or size are passed.
+    let ok = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(ok, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    unsafe {
+        Pty {
+            master: std::fs::File::from_raw_fd(master),
+            slave: std::fs::File::from_raw_fd(slave),
+        }
+    }
+}
+
+/// The number of pairs in the last "measured N of M pairs" in `shown`.
+fn pairs_measured(shown: &str) -> Option<usize> {
+    let at = shown.rfind("measured ")? + "measured ".len();
+    let rest = &shown[at..];
+    let n = rest.split(' ').next()?;
+    rest[n.len()..]
+        .starts_with(" of ")
+        .then(|| n.parse().ok())?
+}
+
+/// Ctrl-C in the middle of a long run, once p2ptop has said it measured a pair: what was
+/// measured is written, marked incomplete, and the exit code says the run was interrupted.
 #[test]
 fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
+    use std::io::Read;
     let dir = scratch("interrupt");
     let report = dir.join("partial.json");
+    let terminal = pty();
     let mut child = Command::new(P2PTOP)
         .args([
             "--sim",
@@ -342,11 +462,36 @@ fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
             report.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(terminal.slave)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child's pid.
+    let mut master = terminal.master;
+    let (shown_tx, shown) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0; 4096];
+        // Ends with an error (EIO) once p2ptop has closed the terminal.
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            if shown_tx
+                .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        if let Some(n @ 1..) = pairs_measured(&seen) {
+            break n;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match shown.recv_timeout(left) {
+            Ok(more) => seen += &more,
+            Err(_) => panic!("p2ptop never said it measured a pair: {seen:?}"),
+        }
+    };
+    // SAFETY: kill(2) on our own child's pid, not reaped yet.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -363,6 +508,21 @@ fn an_interrupted_run_writes_what_it_measured_marked_incomplete() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(json["run"]["complete"], false);
+    // Every pair it had said it measured is in the report with figures, and not every pair.
+    let cells = json["cells"].as_array().unwrap();
+    let mut pairs: Vec<(String, String)> = cells
+        .iter()
+        .filter(|c| c["gbps"].as_f64().is_some_and(|g| g > 0.0) && c["samples"] == 10000)
+        .map(|c| (c["src"].to_string(), c["dst"].to_string()))
+        .collect();
+    pairs.dedup();
+    assert!(
+        pairs.len() >= before,
+        "said {before} pairs were measured, the report has figures for {pairs:?}"
+    );
+    let nodes = 9; // 8 GPUs and the host
+    assert!(pairs.len() < nodes * nodes - 1, "{pairs:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -49,16 +49,34 @@ fn rows(text: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The recording `name` as JSON, to read or change an answer.
+fn raw(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nvml")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[test]
 fn a_bridged_3090_pair_is_nv4_at_56_25() {
     let topo = topology("rtx3090-nvlink-2x");
     assert_eq!(matrix(&topo), rows(&["X NV4", "NV4 X"]));
     let pair = topo.pair(0, 1).unwrap();
     let rate = pair.line_rate.as_ref().unwrap();
-    assert_eq!(
-        rate.gbps, 56.25,
-        "GeForce gives no link speed: the GA102 table"
-    );
+    // NVML's field 164: 14062 MB/s per link, as `nvidia-smi nvlink -s` shows 14.062 GB/s.
+    assert!((rate.gbps - 56.248).abs() < 1e-9, "{}", rate.gbps);
+    assert_eq!(rate.basis, "4 NVLink × 14.062 GB/s");
+    // A driver that refuses the field: the GA102 table's 14.0625 GB/s per link.
+    let mut refused = raw("rtx3090-nvlink-2x");
+    for gpu in refused["gpus"].as_array_mut().unwrap() {
+        for link in gpu["nvlinks"].as_array_mut().unwrap() {
+            link["speed_mb_s"] = serde_json::Value::Null;
+        }
+    }
+    let src = RecordedNvml::from_json(&refused.to_string()).unwrap();
+    let table = discover(&src, Host::default(), &[]);
+    let rate = table.pair(0, 1).unwrap().line_rate.as_ref().unwrap();
+    assert_eq!(rate.gbps, 56.25);
     assert!(pair.p2p.read.is_ok() && pair.p2p_back.write.is_ok());
     let gpu1 = topo.gpu(1).unwrap();
     assert_eq!(gpu1.pci_bus_id, "0000:21:00.0");
@@ -224,7 +242,7 @@ fn topo_json_has_schema_flag_and_numbers() {
     assert_eq!(json["gpus"][1]["pci_bus_id"], "0000:21:00.0");
     assert_eq!(json["gpus"][0]["memory_mib"], 24576);
     assert_eq!(json["pairs"][0]["link"], "NV4");
-    assert_eq!(json["pairs"][0]["line_rate"]["gbps"], 56.25);
+    assert_eq!(json["pairs"][0]["line_rate"]["gbps"], 56.248);
 
     let sim: serde_json::Value =
         serde_json::from_str(&render_json(&topo, Some("2x3090-nvlink"))).unwrap();
@@ -287,6 +305,9 @@ fn the_sampler_turns_recorded_passes_into_rates() {
         Some(12),
         "counted since the first pass"
     );
+    // Each flit GPU0 received with a bad CRC, GPU1 sent again.
+    assert_eq!(frame.gpus[1].errors.nvlink_replay, Some(12));
+    assert_eq!(frame.gpus[0].errors.nvlink_replay, Some(0));
 }
 
 #[test]
@@ -325,4 +346,161 @@ fn the_sampler_thread_stops_when_the_sink_says_so() {
         frames.iter().map(|f| f.at_ms).collect::<Vec<_>>(),
         [0, 500, 1000]
     );
+}
+
+/// What NVML reports as a model's memory, MiB (`nvidia-smi --query-gpu=memory.total`).
+const MEMORY_MIB: [(&str, u64); 5] = [
+    ("NVIDIA H100 80GB HBM3", 81559),
+    ("NVIDIA A100-SXM4-80GB", 81920),
+    ("NVIDIA GeForce RTX 4090", 24564),
+    ("NVIDIA GeForce RTX 3090", 24576),
+    ("NVIDIA L40S", 46068),
+];
+
+/// Whether `uuid` is `GPU-` and lower-case hex in 8-4-4-4-12 groups, as NVML gives them.
+fn is_gpu_uuid(uuid: &str) -> bool {
+    let Some(hex) = uuid.strip_prefix("GPU-") else {
+        return false;
+    };
+    let groups: Vec<&str> = hex.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| {
+            g.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        })
+}
+
+#[test]
+fn the_fixtures_answer_as_real_gpus_do() {
+    assert!(is_gpu_uuid("GPU-b1000000-2b3c-4d5e-9f60-7a8b9c0d1e20"));
+    assert!(!is_gpu_uuid("GPU-h1000000-2b3c-4d5e-9f60-7a8b9c0d1e20"));
+    assert!(!is_gpu_uuid("GPU-b1000000-2b3c-4d5e-9f60-7a8b9c0d1e2"));
+    for name in FIXTURES {
+        let rec = raw(name);
+        for (i, gpu) in rec["gpus"].as_array().unwrap().iter().enumerate() {
+            let uuid = gpu["uuid"].as_str().unwrap();
+            assert!(is_gpu_uuid(uuid), "{name} GPU{i}: {uuid}");
+            let model = gpu["name"].as_str().unwrap();
+            let (_, mib) = MEMORY_MIB
+                .iter()
+                .find(|(m, _)| *m == model)
+                .unwrap_or_else(|| panic!("{name}: no memory figure for {model}"));
+            assert_eq!(
+                gpu["memory_total_bytes"].as_u64(),
+                Some(mib << 20),
+                "{name} GPU{i} ({model})"
+            );
+        }
+        // An idle GPU (clocks-event reason 0x1, GPU idle) sits at its lowest clocks, far
+        // below its maximum (an idle H100 SXM reads about 345 of 1980 MHz).
+        for pass in rec["telemetry"].as_array().into_iter().flatten() {
+            for (i, gpu) in pass["gpus"].as_array().unwrap().iter().enumerate() {
+                let idle = gpu["clocks_event_reasons"]
+                    .as_u64()
+                    .is_some_and(|r| r & 1 != 0);
+                if let (true, Some(now), Some(max)) = (
+                    idle,
+                    gpu["sm_clock_mhz"].as_u64(),
+                    gpu["sm_clock_max_mhz"].as_u64(),
+                ) {
+                    assert!(now * 4 < max, "{name} GPU{i} idle at {now} of {max} MHz");
+                }
+            }
+        }
+    }
+    let h100 = topology("h100-sxm5-8x");
+    assert!(h100.gpus.iter().all(|g| g.memory_mib == Some(81559)));
+}
+
+/// Both 3090 recordings are GA102 boards on the same bridge: four NVLink 3.1 links each at
+/// 14062 MB/s, and, where a recording has telemetry, replays on one end of a link matching
+/// CRC errors on the other.
+#[test]
+fn the_two_3090_recordings_agree_on_the_bridge() {
+    for name in ["rtx3090-nvlink-2x", "rtx3090-nvlink-4x"] {
+        let rec = raw(name);
+        for (i, gpu) in rec["gpus"].as_array().unwrap().iter().enumerate() {
+            let links = gpu["nvlinks"].as_array().unwrap();
+            assert_eq!(links.len(), 4, "{name} GPU{i}");
+            for link in links {
+                assert_eq!(link["version_code"], 5, "{name} GPU{i}: {link}");
+                assert_eq!(link["speed_mb_s"], 14062, "{name} GPU{i}: {link}");
+            }
+        }
+        let topo = topology(name);
+        for pair in topo.pairs.iter().filter(|p| p.link == LinkType::NvLink(4)) {
+            let rate = pair.line_rate.as_ref().unwrap();
+            assert_eq!(rate.basis, "4 NVLink × 14.062 GB/s", "{name}");
+        }
+        for pass in rec["telemetry"].as_array().into_iter().flatten() {
+            let gpus = pass["gpus"].as_array().unwrap();
+            let counters = |g: usize, key: &str| -> Vec<u64> {
+                gpus[g]["nvlinks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l[key].as_u64().unwrap())
+                    .collect()
+            };
+            for (a, b) in [(0, 1), (1, 0)] {
+                assert_eq!(
+                    counters(a, "replay"),
+                    counters(b, "crc_flit"),
+                    "{name} at {}: GPU{a}'s replays against GPU{b}'s CRC errors",
+                    pass["timestamp_us"]
+                );
+            }
+        }
+    }
+}
+
+/// Each simulated preset's topology is the one NVML discovery gives on the recording of the
+/// same machine: GPU models, memory, links, P2P states and line rates (bus ids, CPU numbering
+/// and the PCIe generation an idle GPU trained down to differ between the two, and are left
+/// out). `pcie-dual-socket` (A100 PCIe) and the L40S recording are different machines.
+#[test]
+fn each_preset_has_the_topology_of_its_recorded_machine() {
+    for (preset, fixture) in [
+        ("3090-bridge", "rtx3090-nvlink-2x"),
+        ("4090x4", "rtx4090-pcie-4x"),
+        ("dgx-a100", "a100-sxm4-8x"),
+        ("hgx-h100", "h100-sxm5-8x"),
+    ] {
+        let sim = p2ptop::sim::load(preset).unwrap().topology();
+        let rec = topology(fixture);
+        let what = format!("--sim {preset} against {fixture}");
+        assert_eq!(matrix(&sim), matrix(&rec), "{what}");
+        assert_eq!(sim.gpus.len(), rec.gpus.len(), "{what}");
+        for (s, r) in sim.gpus.iter().zip(&rec.gpus) {
+            let gpu = format!("{what}, GPU{}", s.index);
+            assert_eq!(s.name, r.name, "{gpu}");
+            assert_eq!(s.architecture, r.architecture, "{gpu}");
+            assert_eq!(s.memory_mib, r.memory_mib, "{gpu}");
+            assert_eq!(s.pcie.gen_max, r.pcie.gen_max, "{gpu}");
+            assert_eq!(s.pcie.width_max, r.pcie.width_max, "{gpu}");
+            if r.power_limit_w.is_some() {
+                assert_eq!(s.power_limit_w, r.power_limit_w, "{gpu}"); // one 4090 refuses it
+            }
+            assert_eq!(s.nvlinks.len(), r.nvlinks.len(), "{gpu}");
+            for (sl, rl) in s.nvlinks.iter().zip(&r.nvlinks) {
+                assert_eq!(sl.active, rl.active, "{gpu} link {}", sl.link);
+                assert_eq!(sl.version, rl.version, "{gpu} link {}", sl.link);
+                let (a, b) = (sl.speed_gbps.unwrap(), rl.speed_gbps.unwrap());
+                assert!((a - b).abs() < 1e-3, "{gpu} link {}: {a} vs {b}", sl.link);
+                let switch = |l: &p2ptop::model::topology::NvLink| l.remote == NvLinkRemote::Switch;
+                assert_eq!(switch(sl), switch(rl), "{gpu} link {}", sl.link);
+            }
+        }
+        assert_eq!(sim.pairs.len(), rec.pairs.len(), "{what}");
+        for (s, r) in sim.pairs.iter().zip(&rec.pairs) {
+            let pair = format!("{what}, GPU{} and GPU{}", s.a, s.b);
+            assert_eq!((s.a, s.b, s.link), (r.a, r.b, r.link), "{pair}");
+            assert_eq!((s.p2p, s.p2p_back), (r.p2p, r.p2p_back), "{pair}");
+            let (a, b) = (
+                s.line_rate.as_ref().unwrap().gbps,
+                r.line_rate.as_ref().unwrap().gbps,
+            );
+            assert!((a / b - 1.0).abs() < 1e-4, "{pair}: line rate {a} vs {b}");
+        }
+    }
 }

@@ -445,12 +445,12 @@ fn stress(pairs: Vec<Pair>, op: Op, engine: Engine) -> Command {
     }
 }
 
-/// Stress on the bridged pair (SM writes both ways at once) for `seconds` simulated seconds;
-/// returns each GPU's SM write rate per round.
+/// Stress on the bridged pair (SM writes both ways at once) for `seconds` simulated seconds:
+/// after each round, the time, GPU0's and GPU1's SM write rates and GPU0's temperature.
 fn stress_3090_bridge(
     machine: sim::machine::Machine,
     seconds: f64,
-) -> (Vec<(f64, f64, f64)>, Simulation) {
+) -> (Vec<(f64, f64, f64, f64)>, Simulation) {
     let mut s = Simulation::new(machine, 11);
     let mut rates = Vec::new();
     while s.now_s() < seconds {
@@ -469,7 +469,8 @@ fn stress_3090_bridge(
                 })
                 .unwrap()
         };
-        rates.push((s.now_s(), from(0), from(1)));
+        let hot = s.telemetry().gpus[0].temp_c.unwrap();
+        rates.push((s.now_s(), from(0), from(1), hot));
     }
     (rates, s)
 }
@@ -521,13 +522,24 @@ fn the_card_under_the_bridge_throttles_within_two_minutes_and_its_sm_copies_slow
     );
     let t = s.telemetry();
     let (hot, cool) = (&t.gpus[0], &t.gpus[1]);
-    assert!(hot.temp_c.unwrap() >= 90.0, "GPU0 at {:?} °C", hot.temp_c);
+    assert_eq!(hot.slowdown_temp_c, Some(93.0));
+    let crossed = rates.iter().find(|r| r.3 >= 93.0);
+    assert!(
+        crossed.is_some_and(|r| r.0 <= 120.0),
+        "GPU0 never reached 93 °C: {rates:?}"
+    );
+    // Throttled since, its controller holds it within 3 °C below the slowdown point.
+    assert!(
+        (90.0..95.0).contains(&hot.temp_c.unwrap()),
+        "GPU0 at {:?} °C",
+        hot.temp_c
+    );
     assert!(hot.throttle.unwrap().0 & ThrottleReasons::SW_THERMAL != 0);
     assert!(hot.sm_clock_mhz.unwrap() < hot.sm_clock_max_mhz.unwrap());
     assert!(cool.temp_c.unwrap() < 85.0, "GPU1 at {:?} °C", cool.temp_c);
     assert!(!cool.throttle.unwrap().is_throttling());
-    let (_, first0, first1) = rates[0];
-    let (_, last0, last1) = *rates.last().unwrap();
+    let (_, first0, first1, _) = rates[0];
+    let (_, last0, last1, _) = *rates.last().unwrap();
     assert!(
         last0 < 0.9 * first0,
         "GPU0's SM copies went from {first0} to {last0} GB/s"
@@ -631,6 +643,98 @@ fn a_corrupting_pair_fails_verification_and_the_others_pass() {
     assert_eq!(results.len(), 2);
     assert!(!results[0].1.passed() && results[0].1.first_bad_offset.is_some());
     assert!(results[1].1.passed());
+}
+
+/// A gate that times out, as the probe's: each such sample is thrown away and another taken;
+/// with every gate timing out the pair fails as a gate timeout (GATE) after one more rejection
+/// than the samples asked for, and the other pairs are measured.
+#[test]
+fn start_gates_that_time_out_reject_samples_and_all_of_them_fail_the_pair() {
+    let samples = Settings::default().samples;
+    let every = with_faults(
+        "3090-bridge",
+        "[[faults]]\nkind = \"gate_timeout\"\nsrc = \"0\"\ndst = \"1\"\n",
+    );
+    let mut s = Simulation::new(every, 1);
+    let events = run(
+        &mut s,
+        vec![measure(vec![gpus(0, 1), gpus(1, 0)], Op::Write, Engine::Ce)],
+    );
+    let failed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PairError {
+                pair,
+                kind,
+                message,
+                ..
+            } => Some((*pair, *kind, message.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let (pair, kind, message) = &failed[0];
+    assert_eq!((*pair, *kind), (gpus(0, 1), FailureKind::GateTimeout));
+    assert!(
+        message.starts_with(&format!(
+            "{} samples' start gates timed out after 2000 ms",
+            samples + 1
+        )),
+        "{message}"
+    );
+    // Each rejected gate waited its timeout on the simulated clock.
+    assert!(s.now_s() >= f64::from(samples + 1) * 2.0, "{}", s.now_s());
+    let results: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Result {
+                pair,
+                samples,
+                rejected_samples,
+                ..
+            } => Some((*pair, *samples, *rejected_samples)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results, [(gpus(1, 0), samples, 0)]);
+
+    // Half of them: every other attempt is thrown away, so the pair is measured with every
+    // sample it asked for, one fewer thrown away between them, and no sample event for those.
+    let half = with_faults(
+        "3090-bridge",
+        "[[faults]]\nkind = \"gate_timeout\"\nsrc = \"0\"\ndst = \"1\"\nshare = 0.5\n",
+    );
+    let events = run(
+        &mut Simulation::new(half, 1),
+        vec![measure(vec![gpus(0, 1)], Op::Write, Engine::Ce)],
+    );
+    let result = events.iter().find_map(|e| match e {
+        Event::Result {
+            samples,
+            rejected_samples,
+            total_gbps,
+            ..
+        } => Some((*samples, *rejected_samples, *total_gbps)),
+        _ => None,
+    });
+    let (measured, rejected, gbps) = result.unwrap_or_else(|| panic!("no result: {events:?}"));
+    assert_eq!((measured, rejected), (samples, samples - 1), "{events:?}");
+    assert!(gbps > 40.0, "{gbps}");
+    let sampled = events
+        .iter()
+        .filter(|e| matches!(e, Event::Sample { .. }))
+        .count();
+    assert_eq!(sampled as u32, samples);
+
+    let file = std::env::temp_dir().join(format!("p2ptop-sim-{}-gate.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        "name = \"x\"\nsummary = \"y\"\npreset = \"3090-bridge\"\n[[faults]]\nkind = \"gate_timeout\"\nsrc = \"0\"\ndst = \"1\"\nshare = 0.0\n",
+    )
+    .unwrap();
+    let refused = sim::load(file.to_str().unwrap()).err().unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(refused.contains("share is 0"), "{refused}");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The real binary in a real terminal: tmux runs `p2ptop --sim 3090-bridge`, keys go in with
-//! send-keys, the screen comes back with capture-pane. Without tmux the test fails when CI=true
-//! and says SKIPPED otherwise.
+//! send-keys, the screen comes back with capture-pane; signals and a terminal that goes away
+//! end it as they should. Without tmux the tests fail unless `P2PTOP_ALLOW_SKIP` lists tmux
+//! (see `tests/skip`).
+
+mod skip;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,19 +18,10 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether tmux is here to drive the live view; without it the test fails unless
+/// `P2PTOP_ALLOW_SKIP` lists tmux (see `tests/skip`).
 fn have_tmux() -> bool {
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "tmux is required in CI for the end-to-end test of the live view"
-        );
-        println!("SKIPPED: tmux is not installed; the live view was not driven end to end");
-    }
-    found
+    skip::have("tmux", "tmux", "apt-get install tmux (.ci/run installs it)")
 }
 
 /// A tmux session running `sh`, killed when dropped.
@@ -37,6 +31,13 @@ struct Pane {
 
 impl Pane {
     fn open(tag: &str) -> Pane {
+        let pane = Pane::running(tag, "sh");
+        pane.keys(&["PS1='sh$ '", "Enter"]);
+        pane
+    }
+
+    /// A session whose own command is `command`: ending the session hangs its terminal up.
+    fn running(tag: &str, command: &str) -> Pane {
         let name = format!("p2ptop-test-{tag}-{}", std::process::id());
         tmux(&[
             "new-session",
@@ -47,11 +48,9 @@ impl Pane {
             "120",
             "-y",
             "40",
-            "sh",
+            command,
         ]);
-        let pane = Pane { name };
-        pane.keys(&["PS1='sh$ '", "Enter"]);
-        pane
+        Pane { name }
     }
 
     fn keys(&self, keys: &[&str]) {
@@ -153,16 +152,168 @@ fn child_named(parent: u32, name: &str) -> Option<i32> {
 }
 
 #[test]
-fn sigterm_ends_the_live_view_and_restores_the_terminal() {
+fn sigterm_sigint_and_sigquit_end_the_live_view_with_130_and_restore_the_terminal() {
     if !have_tmux() {
         return;
     }
-    let pane = Pane::open("term");
-    pane.start_live_view();
-    let pid = child_named(pane.shell_pid(), "p2ptop").expect("p2ptop runs under the shell");
-    // SAFETY: kill(2) with a pid and a signal number has no memory effects.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    for (signal, name) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+    ] {
+        let pane = Pane::open(&name.to_lowercase());
+        pane.start_live_view();
+        let pid = child_named(pane.shell_pid(), "p2ptop").expect("p2ptop runs under the shell");
+        // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        pane.assert_restored("exit=130");
+        let screen = pane.screen();
+        assert!(
+            screen.contains(&format!("stopped by {name}")),
+            "{name}:\n{screen}"
+        );
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie waiting for its parent).
+fn ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, t)| t.trim_start().starts_with('Z'))
+    })
+}
+
+/// Starts `command` as a tmux session's own command (p2ptop, or a program that runs it), kills
+/// the session (which hangs its terminal up) and asserts that p2ptop ends within 3 s.
+fn assert_ends_with_its_terminal(tag: &str, command: &str) {
+    let pane = Pane::running(tag, command);
+    pane.wait_for("SIMULATED: 3090-bridge");
+    let top: u32 = tmux(&["display-message", "-p", "-t", &pane.name, "#{pane_pid}"])
+        .trim()
+        .parse()
+        .expect("a pid");
+    let comm = std::fs::read_to_string(format!("/proc/{top}/comm")).unwrap_or_default();
+    let pid = match comm.trim() {
+        "p2ptop" => top,
+        _ => child_named(top, "p2ptop").expect("p2ptop runs under the session's command") as u32,
+    };
+    tmux(&["kill-session", "-t", &pane.name]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !ended(pid) {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{tag}: p2ptop outlived its terminal by 3 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn closing_the_terminal_ends_the_live_view_at_once() {
+    if !have_tmux() {
+        return;
+    }
+    let p2ptop = env!("CARGO_BIN_EXE_p2ptop");
+    // As a login shell's child is over SSH: the hang-up comes with SIGHUP.
+    assert_ends_with_its_terminal("hangup", &format!("{p2ptop} --sim 3090-bridge"));
+    // In a session of its own, no SIGHUP reaches it: only the terminal's state tells, even
+    // when no frame is due for a minute (a draw would fail on the gone terminal too).
+    assert_ends_with_its_terminal(
+        "hangup-nosighup",
+        &format!("setsid --wait {p2ptop} --sim 3090-bridge --refresh-ms 60000"),
+    );
+}
+
+#[test]
+fn a_hang_leaves_its_pair_out_and_the_live_view_measures_on() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("p2ptop-tmux-hang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make a directory");
+    let file = dir.join("hang.toml");
+    std::fs::write(
+        &file,
+        "name = \"hang\"\npreset = \"3090-bridge\"\n\
+         [[faults]]\nkind = \"hang\"\nsrc = \"0\"\ndst = \"host\"\n",
+    )
+    .expect("write the machine file");
+    let pane = Pane::open("hang");
+    let command = format!(
+        "{} --sim {}; echo exit=$?",
+        env!("CARGO_BIN_EXE_p2ptop"),
+        file.display()
+    );
+    pane.keys(&[&command, "Enter"]);
+    // GPU0 → host hangs; every pair after it in the sweep (GPU1's row, then the host's) is
+    // still measured.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let screen = loop {
+        let screen = pane.screen();
+        let row = |node: &str| {
+            screen
+                .lines()
+                .find(|l| l.trim_start_matches('│').starts_with(node))
+                .unwrap_or("")
+                .to_owned()
+        };
+        if row("GPU0 ").contains("HUNG")
+            && row("host ")
+                .split_whitespace()
+                .filter(|t| t.parse::<f64>().is_ok())
+                .count()
+                >= 2
+        {
+            break screen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "measuring stopped after the hang:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        screen.contains("restarting it without that pair"),
+        "{screen}"
+    );
+    pane.keys(&["q"]);
     pane.assert_restored("exit=0");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_machine_that_cannot_be_opened_is_said_once_the_terminal_is_back() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::open("missing-probe");
+    let command = format!(
+        "{} --probe /nonexistent/p2ptop-probe; echo exit=$?",
+        env!("CARGO_BIN_EXE_p2ptop")
+    );
+    pane.keys(&[&command, "Enter"]);
+    pane.assert_restored("exit=3");
+    let screen = pane.screen();
+    assert!(
+        screen.contains("/nonexistent/p2ptop-probe is missing"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_live_view_without_a_terminal_says_it_needs_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_p2ptop"))
+        .args(["--sim", "3090-bridge"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run p2ptop");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs a terminal") && stderr.contains("p2ptop run"),
+        "{stderr}"
+    );
 }
 
 /// `3090-bridge` under stress, its simulated time run 4× faster (P2PTOP_SIM_SPEED) so that the

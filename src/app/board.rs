@@ -211,7 +211,9 @@ impl Board {
                 trim(&mut self.telemetry_history, at_s, |f| f.at_s);
                 self.telemetry = Some(frame.clone());
             }
-            Feed::ProbeTrouble(message) => self.problems.push(message.clone()),
+            Feed::ProbeTrouble(message) | Feed::ProbeGone(message) => {
+                self.problems.push(message.clone())
+            }
         }
     }
 

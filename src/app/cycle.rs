@@ -26,7 +26,7 @@ pub struct Cycle {
     running: Option<Running>,
     /// What the sweep measures next, front first; refilled when empty.
     queue: VecDeque<(Pair, Op)>,
-    /// The probe said it cannot go on: nothing more is sent.
+    /// The probe cannot be restarted: nothing more is sent.
     probe_gone: bool,
 }
 
@@ -47,7 +47,9 @@ impl Cycle {
             {
                 self.running = None;
             }
-            Feed::Probe(Event::Fatal { .. }) => self.gone(),
+            // A probe's fatal event is not the end: the supervisor restarts it without the
+            // pair that broke it and answers the running command. Only giving up is final.
+            Feed::ProbeGone(_) => self.gone(),
             _ => {}
         }
     }
@@ -69,7 +71,7 @@ impl Cycle {
             return None;
         }
         let (pairs, op) = match view.mode {
-            Mode::Stress => (stress_pairs(board), Op::Bidir),
+            Mode::Stress => (stress_pairs(board, view.engine), Op::Bidir),
             Mode::Sweep => {
                 if self.queue.is_empty() {
                     self.queue = sweep_order(board, view).into();
@@ -115,8 +117,9 @@ pub fn stress_command(id: u64, pairs: Vec<Pair>, engine: Engine, settings: Setti
 }
 
 /// Every pair of different GPUs once (bidir covers both directions); on a machine with one
-/// GPU, its host path.
-fn stress_pairs(board: &Board) -> Vec<Pair> {
+/// GPU, its host path. Pairs that cannot work are left out as in a sweep: the supervisor
+/// answers a stress of nothing but such pairs at once, and asking again would spin.
+fn stress_pairs(board: &Board, engine: Engine) -> Vec<Pair> {
     let gpus: Vec<u32> = board.topology.gpus.iter().map(|g| g.index).collect();
     let mut pairs = Vec::new();
     for (k, &a) in gpus.iter().enumerate() {
@@ -135,6 +138,7 @@ fn stress_pairs(board: &Board) -> Vec<Pair> {
             dst: Node::Host,
         });
     }
+    pairs.retain(|&pair| !hopeless(board, pair, Op::Bidir, engine));
     pairs
 }
 
@@ -164,7 +168,9 @@ pub fn sweep_order(board: &Board, view: &View) -> Vec<(Pair, Op)> {
     order
 }
 
-/// Whether the last try of this cell showed it can never work (hung, or not possible).
+/// Whether the last try of this cell showed it can never work: it hung, is not possible, or
+/// was left out because its pair broke the probe (asking again would be answered at once, and
+/// a sweep of nothing else would spin).
 fn hopeless(board: &Board, pair: Pair, op: Op, engine: Engine) -> bool {
     let key = CellKey {
         src: pair.src,
@@ -179,7 +185,10 @@ fn hopeless(board: &Board, pair: Pair, op: Op, engine: Engine) -> bool {
         .is_some_and(|f| {
             matches!(
                 f.kind,
-                FailureKind::Hung | FailureKind::Unsupported | FailureKind::Invalid
+                FailureKind::Hung
+                    | FailureKind::Skipped
+                    | FailureKind::Unsupported
+                    | FailureKind::Invalid
             )
         })
 }
@@ -224,6 +233,82 @@ mod tests {
         assert_eq!(order.len(), 8 * 3 + 3);
         assert_eq!(order[0].1, Op::Write);
         assert_eq!(order.last().unwrap().1, Op::Latency);
+    }
+
+    #[test]
+    fn a_probe_that_hangs_and_is_restarted_gets_the_next_command_and_giving_up_ends_the_sweep() {
+        let board = board("3090-bridge");
+        let view = View::new(3);
+        let mut cycle = Cycle::new();
+        let settings = Settings::default();
+        let Some(Command::Measure { id, .. }) = cycle.next(&view, &board, &settings) else {
+            panic!("no first command");
+        };
+        // The probe reports the hang and exits; the supervisor answers the command incomplete.
+        cycle.observe(&Feed::Probe(Event::Fatal {
+            message: "a copy hung".into(),
+            cuda_error: None,
+        }));
+        cycle.observe(&Feed::Probe(Event::Done {
+            id,
+            complete: false,
+        }));
+        assert!(cycle.next(&view, &board, &settings).is_some());
+        cycle.observe(&Feed::ProbeGone("failed 5 times".into()));
+        assert_eq!(cycle.next(&view, &board, &settings), None);
+    }
+
+    #[test]
+    fn a_sweep_leaves_out_what_hung_or_was_skipped_for_it() {
+        let mut board = board("3090-bridge");
+        let view = View::new(3);
+        let hung = Pair {
+            src: Node::Gpu(0),
+            dst: Node::Host,
+        };
+        for (op, kind) in [
+            (Op::Read, FailureKind::Hung),
+            (Op::Write, FailureKind::Skipped),
+        ] {
+            let failure = crate::probe::session::Failure::new(kind, "hung");
+            board.apply(&Feed::Probe(crate::probe::session::pair_error(
+                1,
+                hung,
+                op,
+                Engine::Sm,
+                &failure,
+            )));
+        }
+        let order = sweep_order(&board, &view);
+        assert!(!order.contains(&(hung, Op::Read)));
+        assert!(!order.contains(&(hung, Op::Write)));
+        assert!(order.contains(&(hung, Op::Latency)));
+    }
+
+    #[test]
+    fn stress_leaves_out_the_pairs_a_hang_broke_and_stops_asking_when_none_is_left() {
+        let mut board = board("3090-bridge");
+        let mut view = View::new(3);
+        view.mode = Mode::Stress;
+        let pair = Pair {
+            src: Node::Gpu(0),
+            dst: Node::Gpu(1),
+        };
+        let failure = crate::probe::session::Failure::new(FailureKind::Skipped, "left out");
+        board.apply(&Feed::Probe(crate::probe::session::pair_error(
+            1,
+            pair,
+            Op::Bidir,
+            Engine::Sm,
+            &failure,
+        )));
+        assert_eq!(Cycle::new().next(&view, &board, &Settings::default()), None);
+        view.engine = Engine::Ce;
+        assert!(
+            Cycle::new()
+                .next(&view, &board, &Settings::default())
+                .is_some()
+        );
     }
 
     #[test]

@@ -13,4 +13,7 @@ pub enum Feed {
     /// The probe stopped answering, crashed or printed garbage; the message says which and
     /// what happens next (a restart, a pair left out).
     ProbeTrouble(String),
+    /// The probe failed to restart too many times in a row: nothing more will be measured, and
+    /// every command from now on is answered incomplete at once. The message says why.
+    ProbeGone(String),
 }

@@ -65,7 +65,7 @@ fn check(machine: &MachineArgs, args: &CheckArgs) -> Result<u8, Failure> {
         super::note(
             "p2ptop: interrupted: not every pair was measured, so the machine is not accepted\n",
         );
-        return Ok(super::run::INTERRUPTED);
+        return Ok(exit::INTERRUPTED);
     }
     Ok(stop.exit_code(report.run.complete, verdict.exit_code()))
 }

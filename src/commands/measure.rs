@@ -55,7 +55,10 @@ pub fn measure(
         Plan::Quick => QUICK_TELEMETRY,
     });
     let conn = connect_unless_stopped(machine, telemetry, stop)?;
-    let nodes = selected_nodes(&conn.topology, machine.devices.as_deref())?;
+    let (nodes, left_out) = selected_nodes(&conn.topology, machine.devices.as_deref())?;
+    for line in left_out {
+        super::note(&format!("p2ptop: {line}\n"));
+    }
     let settings = Settings {
         buffer_mib: args.buffer_mib,
         samples: args.samples,
@@ -133,7 +136,7 @@ fn connect_unless_stopped(
             Ok(connection) => return connection,
             Err(RecvTimeoutError::Timeout) if stop.requested() => {
                 return Err(Failure::new(
-                    super::run::INTERRUPTED,
+                    exit::INTERRUPTED,
                     "interrupted while the machine was being opened: nothing was measured and \
                      no report was written",
                 ));
@@ -181,22 +184,26 @@ fn follow(
                     return false;
                 }
             }
-            Feed::ProbeTrouble(message) => progress.note(message),
+            Feed::ProbeTrouble(message) | Feed::ProbeGone(message) => progress.note(message),
             _ => {}
         }
     }
     stopping_since.is_none()
 }
 
-/// The GPUs to measure (all, or `--devices`), then the host.
-pub fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Vec<Node>, Failure> {
+/// The GPUs to measure (all, or `--devices`), then the host; and a line for each GPU left out
+/// because it cannot be measured.
+pub fn selected_nodes(
+    topology: &Topology,
+    devices: Option<&[u32]>,
+) -> Result<(Vec<Node>, Vec<String>), Failure> {
     if topology.gpus.is_empty() {
         return Err(Failure::new(exit::ENVIRONMENT, "this machine has no GPU"));
     }
     let selected = topology
         .only(devices)
         .map_err(|e| Failure::new(exit::USAGE, format!("--devices: {e}")))?;
-    let mut nodes = Vec::new();
+    let (mut nodes, mut left_out) = (Vec::new(), Vec::new());
     for gpu in &selected.gpus {
         match gpu.not_measurable() {
             None => nodes.push(Node::Gpu(gpu.index)),
@@ -207,17 +214,20 @@ pub fn selected_nodes(topology: &Topology, devices: Option<&[u32]>) -> Result<Ve
                     format!("--devices: GPU{} cannot be measured: {why}", gpu.index),
                 ));
             }
-            Some(why) => eprintln!("p2ptop: GPU{} is not measured: {why}", gpu.index),
+            Some(why) => left_out.push(format!("GPU{} is not measured: {why}", gpu.index)),
         }
     }
     if nodes.is_empty() {
         return Err(Failure::new(
             exit::ENVIRONMENT,
-            "no GPU of this machine can be measured (see above why)",
+            format!(
+                "no GPU of this machine can be measured: {}",
+                left_out.join("; ")
+            ),
         ));
     }
     nodes.push(Node::Host);
-    Ok(nodes)
+    Ok((nodes, left_out))
 }
 
 pub fn check_buffer_fits(

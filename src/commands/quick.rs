@@ -57,6 +57,6 @@ pub fn exit_code(report: &Report, verdict: &Verdict) -> u8 {
     if report.run.complete {
         verdict.exit_code()
     } else {
-        super::run::INTERRUPTED
+        crate::exit::INTERRUPTED
     }
 }

@@ -8,9 +8,6 @@ use crate::exit;
 use crate::report::format::{self, summary};
 use crate::report::verdict::{self, Floors};
 
-/// Exit code of a run cut short by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
-pub const INTERRUPTED: u8 = 130;
-
 pub fn run(machine: &MachineArgs, args: &RunArgs) -> u8 {
     measure_and_report(machine, args).unwrap_or_else(Failure::report)
 }

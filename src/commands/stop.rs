@@ -4,8 +4,7 @@
 //! p2ptop at once, whatever it is doing (a large report still being written, say).
 
 use super::Failure;
-use super::run::INTERRUPTED;
-use crate::exit;
+use crate::exit::{self, INTERRUPTED};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

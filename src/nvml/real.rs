@@ -602,7 +602,6 @@ fn nv_clock(clock: Clock) -> NvClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn cpu_sets_print_as_lists() {
@@ -613,16 +612,19 @@ mod tests {
         assert_eq!(cpu_list(&[0]), "");
     }
 
-    /// Where distributions put the driver's NVML library.
+    /// Whether the loader finds NVML's library for this process, as `open` looks for it
+    /// (wherever the distribution or container put it).
     fn nvml_installed() -> bool {
-        [
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib64",
-            "/usr/lib",
-            "/usr/lib/aarch64-linux-gnu",
-        ]
-        .iter()
-        .any(|dir| Path::new(dir).join(NVML_LIBRARY).exists())
+        let name = std::ffi::CString::new(NVML_LIBRARY).expect("no NUL in the name");
+        // SAFETY: dlopen with a NUL-terminated name that outlives the call; the handle is
+        // only closed.
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return false;
+        }
+        // SAFETY: a handle dlopen returned, closed once.
+        unsafe { libc::dlclose(handle) };
+        true
     }
 
     #[test]

@@ -32,10 +32,38 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Restarts in a row that fail to greet before the supervisor gives up.
 const MAX_FAILED_STARTS: u32 = 5;
+/// How long a dead probe's stderr may take to reach its end (a process it left behind can hold
+/// the pipe open; its last lines are in the pipe already).
+const STDERR_DRAIN: Duration = Duration::from_secs(1);
 /// Stderr lines kept to explain a crash.
 const STDERR_TAIL: usize = 8;
 /// How often the watchdog looks at the clock.
 const TICK: Duration = Duration::from_millis(100);
+
+/// How patient the supervisor is: how long a silent probe lives, how restarts back off, when it
+/// gives up. [`Policy::default`] is what p2ptop uses; tests shorten it to exercise the same
+/// paths in a fraction of the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Silence allowed beyond the probe's own deadline before it is killed.
+    pub grace: Duration,
+    /// The first restart's delay; each restart in a row doubles it, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Restarts in a row without a finished part before the supervisor gives up.
+    pub max_failed_starts: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            grace: GRACE,
+            first_backoff: FIRST_BACKOFF,
+            max_backoff: MAX_BACKOFF,
+            max_failed_starts: MAX_FAILED_STARTS,
+        }
+    }
+}
 
 /// What the supervisor thread hears: commands from p2ptop, lines and ends from a child.
 pub struct Msg(Inner);
@@ -97,7 +125,8 @@ pub trait RunningProbe: Send {
     /// Sends one command; false when the probe no longer listens.
     fn send(&mut self, command: &Command) -> bool;
     fn kill(&mut self);
-    /// How it ended, in words (once its output has ended).
+    /// How it ended, in words (once its output has ended). Returns once its last errors can
+    /// be read from [`RunningProbe::stderr_text`].
     fn exit_text(&mut self) -> String;
     /// Its last lines of errors, if it has any.
     fn stderr_text(&self) -> String;
@@ -111,17 +140,35 @@ pub fn start(
     gpus: Option<&launch::Gpus>,
     feed: Sender<Feed>,
 ) -> Result<(Supervisor, Hello), StartError> {
+    start_with_policy(probe, gpus, feed, Policy::default())
+}
+
+/// [`start`], with the supervisor's patience set by `policy`.
+pub fn start_with_policy(
+    probe: &Path,
+    gpus: Option<&launch::Gpus>,
+    feed: Sender<Feed>,
+    policy: Policy,
+) -> Result<(Supervisor, Hello), StartError> {
     if !probe.is_file() {
         return Err(StartError::Missing(probe.to_path_buf()));
     }
     let env = gpus.map(launch::Gpus::environment).unwrap_or_default();
-    start_with(Binary(probe.to_path_buf(), env), feed)
+    supervise(Binary(probe.to_path_buf(), env), feed, policy)
 }
 
 /// Starts a probe with `launcher`, waits for its hello, and supervises it from then on.
 pub fn start_with(
     launcher: impl Launcher,
     feed: Sender<Feed>,
+) -> Result<(Supervisor, Hello), StartError> {
+    supervise(launcher, feed, Policy::default())
+}
+
+fn supervise(
+    launcher: impl Launcher,
+    feed: Sender<Feed>,
+    policy: Policy,
 ) -> Result<(Supervisor, Hello), StartError> {
     let (tx, rx) = mpsc::channel();
     let (greeted_tx, greeted) = mpsc::channel();
@@ -150,7 +197,7 @@ pub fn start_with(
         }
         // The thread that spawned the child must outlive it: PR_SET_PDEATHSIG fires when the
         // spawning thread exits. It runs the supervision loop until p2ptop lets go.
-        Loop::new(Box::new(launcher), child, loop_tx, feed).run(&rx);
+        Loop::new(Box::new(launcher), child, loop_tx, feed, policy).run(&rx);
     });
     let hello = greeted
         .recv()
@@ -170,9 +217,7 @@ fn greeting(
         match rx.recv_timeout(left) {
             Ok(Msg(Inner::Line(0, line))) => return launch::interpret(Some(&line), ""),
             Ok(Msg(Inner::Eof(0))) => {
-                probe.exit_text();
-                // stderr may still be draining; its reader ends with the process.
-                thread::sleep(Duration::from_millis(50));
+                probe.exit_text(); // waits for its stderr too
                 return launch::interpret(None, &probe.stderr_text());
             }
             Ok(_) => {} // commands wait in the loop's queue
@@ -203,6 +248,8 @@ struct Process {
     child: Child,
     stdin: ChildStdin,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Hears (or loses its sender) when the stderr reader has reached the end of the pipe.
+    stderr_ended: Receiver<()>,
 }
 
 impl Process {
@@ -249,6 +296,7 @@ impl Process {
         });
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let keep = tail.clone();
+        let (ended, stderr_ended) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -258,11 +306,13 @@ impl Process {
                     t.pop_front();
                 }
             }
+            let _ = ended.send(());
         });
         Ok(Process {
             child,
             stdin,
             stderr: tail,
+            stderr_ended,
         })
     }
 }
@@ -283,10 +333,14 @@ impl RunningProbe for Process {
     }
 
     fn exit_text(&mut self) -> String {
-        match self.child.wait() {
+        let status = match self.child.wait() {
             Ok(status) => status.to_string(),
             Err(e) => format!("unknown status ({e})"),
-        }
+        };
+        // The process has ended, so its stderr reader reaches the end of the pipe unless a
+        // process it left behind still holds it; either way its last lines are in by then.
+        let _ = self.stderr_ended.recv_timeout(STDERR_DRAIN);
+        status
     }
 }
 
@@ -357,6 +411,7 @@ struct Loop {
     complete: bool,
     /// Pairs left out after they hung or crashed the probe.
     excluded: Vec<Pair>,
+    policy: Policy,
     backoff: Duration,
     /// Restarts since the probe last finished a part; too many and the supervisor gives up.
     failed_starts: u32,
@@ -369,6 +424,7 @@ impl Loop {
         probe: Box<dyn RunningProbe>,
         tx: Sender<Msg>,
         feed: Sender<Feed>,
+        policy: Policy,
     ) -> Loop {
         Loop {
             launcher,
@@ -383,7 +439,8 @@ impl Loop {
             greeted: true,
             complete: true,
             excluded: Vec::new(),
-            backoff: FIRST_BACKOFF,
+            policy,
+            backoff: policy.first_backoff,
             failed_starts: 0,
             gave_up: false,
         }
@@ -417,7 +474,7 @@ impl Loop {
     /// Splits a client's command into parts, one pair each.
     fn accept(&mut self, command: Command) {
         if self.gave_up {
-            if let Command::Measure { id, .. } = command {
+            if let Command::Measure { id, .. } | Command::Stress { id, .. } = command {
                 self.emit(Event::Done {
                     id,
                     complete: false,
@@ -579,7 +636,7 @@ impl Loop {
                 if let Some(part) = self.running.take() {
                     self.finish_part(part.id, part.last, *complete);
                 }
-                self.backoff = FIRST_BACKOFF;
+                self.backoff = self.policy.first_backoff;
                 self.failed_starts = 0;
                 return;
             }
@@ -637,7 +694,7 @@ impl Loop {
         let deadline = self
             .step_deadline
             .unwrap_or(Duration::from_millis(part.sample_timeout_ms));
-        if self.last_activity.elapsed() < deadline + GRACE {
+        if self.last_activity.elapsed() < deadline + self.policy.grace {
             return;
         }
         let silent = self.last_activity.elapsed().as_secs();
@@ -656,7 +713,6 @@ impl Loop {
             return;
         };
         let status = p.exit_text();
-        thread::sleep(Duration::from_millis(20)); // let stderr's reader catch the last lines
         let stderr = p.stderr_text();
         let why = if stderr.is_empty() {
             format!("the probe exited ({status})")
@@ -701,10 +757,10 @@ impl Loop {
 
     /// Starts a new probe after the backoff; gives up after repeated failures in a row.
     fn restart(&mut self) {
-        while self.failed_starts < MAX_FAILED_STARTS {
+        while self.failed_starts < self.policy.max_failed_starts {
             self.failed_starts += 1;
             thread::sleep(self.backoff);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            self.backoff = (self.backoff * 2).min(self.policy.max_backoff);
             self.generation += 1;
             let sink = LineSink {
                 generation: self.generation,
@@ -721,9 +777,10 @@ impl Loop {
             }
         }
         self.gave_up = true;
-        self.trouble(format!(
-            "the probe failed {MAX_FAILED_STARTS} times in a row; measurements stop here"
-        ));
+        let _ = self.feed.send(Feed::ProbeGone(format!(
+            "the probe failed {} times in a row; measurements stop here",
+            self.policy.max_failed_starts
+        )));
         while let Some(part) = self.queue.pop_front() {
             self.finish_part(part.id, part.last, false);
         }

@@ -120,9 +120,9 @@ fn model(key: &str, m: &ModelSpec) -> Result<(), String> {
             return Err(format!("{key}.{field} must be at least 1"));
         }
     }
-    if m.memory_gib == 0 || m.bar1_mib == 0 {
-        let field = if m.memory_gib == 0 {
-            "memory_gib"
+    if m.memory_mib() == 0 || m.bar1_mib == 0 {
+        let field = if m.memory_mib() == 0 {
+            "memory_mib"
         } else {
             "bar1_mib"
         };
@@ -166,7 +166,9 @@ fn model(key: &str, m: &ModelSpec) -> Result<(), String> {
 
 fn fault(key: &str, fault: &Fault) -> Result<(), String> {
     match fault {
-        Fault::Corrupt { src, dst } | Fault::Hang { src, dst }
+        Fault::Corrupt { src, dst }
+        | Fault::Hang { src, dst }
+        | Fault::GateTimeout { src, dst, .. }
             if src == "host" && dst == "host" =>
         {
             Err(format!(
@@ -175,6 +177,10 @@ fn fault(key: &str, fault: &Fault) -> Result<(), String> {
             ))
         }
         Fault::PowerCap { watts, .. } => positive(&format!("{key}.watts"), *watts),
+        Fault::GateTimeout { share, .. } if !(*share > 0.0 && *share <= 1.0) => Err(format!(
+            "{key}.share is {share}: the share of samples whose gate times out is above 0 and \
+             at most 1"
+        )),
         _ => Ok(()),
     }
 }

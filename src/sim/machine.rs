@@ -72,6 +72,8 @@ pub struct Machine {
     pub socket_link_gbps: Option<f64>,
     pub corrupt: Vec<(Node, Node)>,
     pub hang: Vec<(Node, Node)>,
+    /// Pairs whose samples' start gates time out, with the share of samples that do.
+    pub gate_timeout: Vec<((Node, Node), f64)>,
 }
 
 impl Machine {
@@ -134,6 +136,7 @@ impl Machine {
             switches,
             corrupt: Vec::new(),
             hang: Vec::new(),
+            gate_timeout: Vec::new(),
         };
         for fault in &spec.faults {
             machine.apply(fault)?;
@@ -188,6 +191,10 @@ impl Machine {
             Fault::Hang { src, dst } => {
                 let pair = (self.node(src)?, self.node(dst)?);
                 self.hang.push(pair);
+            }
+            Fault::GateTimeout { src, dst, share } => {
+                let pair = (self.node(src)?, self.node(dst)?);
+                self.gate_timeout.push((pair, *share));
             }
             Fault::FanFailed { gpu } => {
                 let g = self.gpu_mut(*gpu)?;
@@ -416,7 +423,7 @@ impl Machine {
                 pci_bus_id: g.bus_id.clone(),
                 compute_capability: g.model.compute_capability.clone(),
                 sm_count: g.model.sm_count,
-                memory_mib: g.model.memory_gib * 1024,
+                memory_mib: g.model.memory_mib(),
                 l2_cache_bytes: g.model.l2_cache_bytes(),
             })
             .collect();
@@ -454,7 +461,7 @@ impl Machine {
             uuid: self.uuid(g.index),
             pci_bus_id: g.bus_id.clone(),
             architecture: Some(g.model.architecture.clone()),
-            memory_mib: Some(g.model.memory_gib * 1024),
+            memory_mib: Some(g.model.memory_mib()),
             power_limit_w: Some(g.power_limit_w),
             default_power_limit_w: Some(g.model.power_limit_w),
             cpu_affinity: Some(socket_cpus(host, g.socket)),

@@ -268,6 +268,20 @@ impl Simulation {
         self.machine.hang.contains(&(t.src, t.dst))
     }
 
+    /// The largest share of samples whose start gate times out among `transfers` (0 if none).
+    fn gate_timeout_share(&self, transfers: &[Transfer]) -> f64 {
+        transfers
+            .iter()
+            .filter_map(|t| {
+                self.machine
+                    .gate_timeout
+                    .iter()
+                    .find(|(pair, _)| *pair == (t.src, t.dst))
+                    .map(|(_, share)| *share)
+            })
+            .fold(0.0, f64::max)
+    }
+
     /// The destination check of one sample: clean, or a corrupting pair's damage.
     fn verification(&mut self, transfers: &[Transfer], buffer_bytes: u64) -> Verification {
         let mut v = Verification::default();
@@ -315,9 +329,26 @@ impl Simulation {
         let mut joined = Vec::new();
         let mut verification = vec![Verification::default(); groups.len()];
         let moved = buffer * u64::from(repeats);
-        for index in 0..settings.samples {
+        let gate_share = self.gate_timeout_share(&transfers);
+        let (mut attempts, mut rejected) = (0u32, 0u32);
+        let mut index = 0;
+        while index < settings.samples {
             if control.stop_requested() {
                 return Ok(Finish::Stopped);
+            }
+            // As the probe does: a sample whose gate timed out is thrown away and another
+            // taken, until more have been thrown away than were asked for. The rejected
+            // attempts are spread evenly over the attempts, `gate_share` of them.
+            attempts += 1;
+            let gate_times_out = (f64::from(attempts) * gate_share).floor()
+                > (f64::from(attempts - 1) * gate_share).floor();
+            if gate_times_out {
+                self.idle(settings.gate_timeout_ms as f64 / 1e3);
+                rejected += 1;
+                if rejected > settings.samples {
+                    return Err(gate_timed_out(rejected, settings));
+                }
+                continue;
             }
             // Rates now, after the heat of the samples before.
             let rates = self.rates(&transfers, &paths, engine)?;
@@ -362,6 +393,7 @@ impl Simulation {
                     verification: checked,
                 });
             }
+            index += 1;
         }
         let mut values = per_transfer.iter();
         for ((pair, group), verification) in groups.iter().zip(verification) {
@@ -378,7 +410,7 @@ impl Simulation {
                 buffer_mib: settings.buffer_mib,
                 repeats,
                 samples: settings.samples,
-                rejected_samples: 0,
+                rejected_samples: rejected,
                 total_gbps: directions.iter().map(|d| d.median_gbps).sum(),
                 directions,
                 verification,
@@ -527,6 +559,18 @@ fn no_peer_access(t: &Transfer) -> Failure {
              run across this pair; the copy engines (engine ce) can still copy, staged through \
              host memory",
             t.executor
+        ),
+    )
+}
+
+/// The probe's failure when more samples' start gates timed out than samples were asked for.
+fn gate_timed_out(rejected: u32, settings: &Settings) -> Failure {
+    Failure::new(
+        FailureKind::GateTimeout,
+        format!(
+            "{rejected} samples' start gates timed out after {} ms: the host could not queue \
+             the work in time, so no sample can be trusted",
+            settings.gate_timeout_ms
         ),
     )
 }

@@ -101,6 +101,10 @@ fn two() -> u32 {
     2
 }
 
+fn every_sample() -> f64 {
+    1.0
+}
+
 /// The driver's peer-access state, apart from what the GPU model supports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +130,11 @@ pub struct ModelSpec {
     /// As CUDA reports it, e.g. "8.6".
     pub compute_capability: String,
     pub sm_count: u32,
+    /// The memory as NVML reports it, MiB (an H100 80GB HBM3 has 81559, an RTX 4090 24564);
+    /// a machine file may give `memory_gib` instead, for a round figure.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
     pub memory_gib: u64,
     pub memory_peak_gbps: f64,
     /// The card's link at its best, e.g. "4.0 x16" (a slot or root port may hold it lower).
@@ -167,6 +176,11 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The memory in MiB: `memory_mib`, or else `memory_gib` × 1024.
+    pub fn memory_mib(&self) -> u64 {
+        self.memory_mib.unwrap_or(self.memory_gib * 1024)
+    }
+
     /// The L2 cache in bytes: the file's figure, or else that of the architecture's flagship
     /// (Pascal 4 MiB, Volta 6, Turing 6, Ampere GA100 40 and GA10x 6, Ada 72, Hopper 50,
     /// Blackwell 126), so a machine file need not know it.
@@ -301,6 +315,15 @@ pub enum Fault {
     Corrupt { src: String, dst: String },
     /// Copies from `src` to `dst` never finish.
     Hang { src: String, dst: String },
+    /// The start gate of samples from `src` to `dst` times out (the host could not queue the
+    /// work in time), for this share of them: each is rejected, and when more are rejected than
+    /// the samples asked for, the pair fails as GATE. Every sample when `share` is absent.
+    GateTimeout {
+        src: String,
+        dst: String,
+        #[serde(default = "every_sample")]
+        share: f64,
+    },
     /// The GPU's fan has stopped: its cooling is a fraction of normal.
     FanFailed { gpu: u32 },
     /// The GPU's power limit is held at this many watts.

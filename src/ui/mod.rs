@@ -24,6 +24,7 @@ pub mod history;
 pub mod keybar;
 pub mod links;
 pub mod matrix;
+pub mod opening;
 pub mod problems;
 pub mod theme;
 

@@ -1,10 +1,13 @@
 //! Scratch directories, and real daemons for the tests that need them (node_exporter, munged,
 //! slurmctld, slurmd): each runs on loopback, from a fresh directory, on ports the kernel just
 //! handed out, with a deadline on every wait, and is stopped by its pid when its guard drops,
-//! also when the test fails. Without a program the test fails under CI=true and says SKIPPED
-//! otherwise.
+//! also when the test fails. Without a program the test fails, unless `P2PTOP_ALLOW_SKIP`
+//! lets it skip (see `tests/skip`).
 
 #![allow(dead_code)] // each test file uses part of this
+
+#[path = "../skip/mod.rs"]
+pub mod skip;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -13,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Whether every program is on PATH; if not, fails under CI=true and prints SKIPPED otherwise.
+/// Whether every program is on PATH. If one is not, the test fails, naming the Debian
+/// packages, unless `P2PTOP_ALLOW_SKIP` names a missing program or one of the packages (see
+/// `tests/skip`); then it says SKIPPED.
 pub fn have(programs: &[&str], packages: &str) -> bool {
     let missing: Vec<&str> = programs
         .iter()
@@ -23,14 +28,15 @@ pub fn have(programs: &[&str], packages: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} missing: .ci/run installs {packages}",
-        missing.join(", ")
-    );
-    println!(
-        "SKIPPED: {} not installed (Debian: {packages}); this test did not run",
-        missing.join(", ")
+    let names: Vec<&str> = missing
+        .iter()
+        .copied()
+        .chain(packages.split_whitespace())
+        .collect();
+    skip::skip(
+        &names,
+        &format!("{} not installed", missing.join(", ")),
+        &format!("apt-get install {packages} (.ci/run installs them)"),
     );
     false
 }

@@ -327,7 +327,7 @@ fn describe(machine: &Machine, gpu: u32) -> Device {
         bus_id: g.bus_id.to_ascii_uppercase(),
         capability,
         sm_count: m.sm_count,
-        memory_bytes: m.memory_gib << 30,
+        memory_bytes: m.memory_mib() << 20,
         clock_khz: m.sm_clock_max_mhz * 1000,
         memory_clock_khz: m.mem_clock_max_mhz * 1000,
         l2_bytes: m.l2_cache_bytes() as u32,

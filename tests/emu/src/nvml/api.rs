@@ -319,7 +319,7 @@ pub unsafe fn device_get_memory_info_v2(d: Device, memory: *mut nvmlMemory_v2_t)
         let (nvml, gpu) = device(NAME, d)?;
         // SAFETY: the caller vouches for the struct.
         unsafe { check_version(NAME, memory, 2)? };
-        let total = nvml.machine.gpus[gpu as usize].model.memory_gib << 30;
+        let total = nvml.machine.gpus[gpu as usize].model.memory_mib() << 20;
         let reserved = total / 100;
         let info = nvmlMemory_v2_t {
             // SAFETY: checked above.

@@ -1,11 +1,13 @@
-//! The live view: terminal setup and restore, and the loop that turns the feed and the
-//! keyboard into frames and probe commands.
+//! The live view: the loop that turns the feed and the keyboard into frames and probe commands.
 //!
 //! Everything arrives on one channel (terminal input from one thread, the machine's feed from
 //! another), so a `done` from the probe is answered with the next command at once and a key
 //! is drawn at once, while feed-only changes are drawn at most once per refresh interval.
-//! The terminal is restored on every way out: quit keys, SIGTERM/SIGHUP/SIGINT, an error, and
-//! a panic (the panic hook restores it before the message is printed).
+//! The machine is opened on a thread of its own while the view already runs, so a probe that
+//! is slow to greet (or never does) leaves a screen that says so and quits on `q`. The
+//! terminal is restored on every way out (see [`terminal`]).
+
+pub mod terminal;
 
 use crate::app::board::Board;
 use crate::app::cycle::Cycle;
@@ -18,7 +20,7 @@ use crate::probe::protocol::{Command, Settings};
 use crate::source::Connection;
 use crate::ui::{self, State, theme::Theme};
 use anyhow::Context;
-use crossterm::event::{self, Event as TermEvent, MouseButton, MouseEventKind};
+use crossterm::event::{Event as TermEvent, MouseButton, MouseEventKind};
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::layout::Rect;
@@ -26,7 +28,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -76,49 +78,140 @@ impl Default for LiveOptions {
     }
 }
 
-/// Runs the live view on `conn` until the user quits or a signal asks to stop. The terminal is
-/// restored before this returns, whatever happened.
-pub fn run(mut conn: Connection, options: LiveOptions) -> anyhow::Result<()> {
-    let topology = conn
-        .topology
-        .only(options.devices.as_deref())
-        .map_err(anyhow::Error::msg)?;
-    let feed = std::mem::replace(&mut conn.feed, mpsc::channel().1);
-    let mut live = Live::new(conn, topology, &options)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let signals = [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ]
-    .iter()
-    .map(|&s| signal_hook::flag::register(s, Arc::clone(&stop)))
-    .collect::<Result<Vec<_>, _>>()
-    .context("cannot watch for termination signals")?;
-    let (tx, inputs) = mpsc::channel();
-    forward_feed(feed, tx.clone());
-    let result = (|| {
-        let guard = TerminalGuard::enter().context("cannot set up the terminal")?;
-        let reader = read_terminal(tx, Arc::clone(&stop));
-        let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        let looped = event_loop(&mut terminal, &mut live, &inputs, options.refresh, &stop);
-        stop.store(true, Ordering::Relaxed);
-        let _ = reader.join();
-        drop(guard);
-        looped
-    })();
-    for id in signals {
-        signal_hook::low_level::unregister(id);
-    }
-    // Stop the probe's current command so it does not keep a GPU busy after the view is gone.
-    live.conn.send(Command::Stop);
-    result
+/// How the live view ended.
+#[derive(Debug)]
+pub enum Ending<E> {
+    /// The user quit.
+    Quit,
+    /// A signal asked it to stop (its number).
+    Signalled(i32),
+    /// The terminal went away.
+    HungUp,
+    /// The machine could not be opened; the terminal is restored before this is returned.
+    NotOpened(E),
 }
+
+/// Runs the live view on the machine `open` opens (on a thread of its own, while the view
+/// already answers keys and signals) until the user quits, a signal asks it to stop or the
+/// terminal goes away. The terminal is restored before this returns, whatever happened, and
+/// the probe's running command is stopped.
+pub fn run<E: Send + 'static>(
+    open: impl FnOnce() -> Result<Opened, E> + Send + 'static,
+    options: LiveOptions,
+) -> anyhow::Result<Ending<E>> {
+    let signals = terminal::Signals::watch().context("cannot watch for termination signals")?;
+    let gone = Arc::new(AtomicBool::new(false));
+    let (tx, inputs) = mpsc::channel();
+    let (opened, opening) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = opened.send(open());
+    });
+    let guard = terminal::Guard::enter().context("cannot set up the terminal")?;
+    terminal::watch_hang_up(Arc::clone(&signals.stop), Arc::clone(&gone));
+    let reader = terminal::read(tx.clone(), Arc::clone(&signals.stop));
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let mut live = None;
+    let looped =
+        wait_for_machine(&mut terminal, &opening, &inputs, &signals.stop).and_then(|waited| {
+            match waited {
+                Waited::Opened(Ok(opened)) => {
+                    let Opened { mut conn, notes } = *opened;
+                    let feed = std::mem::replace(&mut conn.feed, mpsc::channel().1);
+                    let topology = conn
+                        .topology
+                        .only(options.devices.as_deref())
+                        .map_err(anyhow::Error::msg)?;
+                    forward_feed(feed, tx);
+                    let view = live.insert(Live::new(conn, topology, &options)?);
+                    view.board.problems.extend(notes);
+                    event_loop(&mut terminal, view, &inputs, options.refresh, &signals.stop)?;
+                    Ok(None)
+                }
+                Waited::Opened(Err(e)) => Ok(Some(Ending::NotOpened(e))),
+                Waited::Quit => Ok(Some(Ending::Quit)),
+                Waited::Stopped => Ok(None),
+            }
+        });
+    signals.stop.store(true, Ordering::SeqCst);
+    // A draw may fail on a hung-up terminal before the watcher has looked.
+    let gone = gone.load(Ordering::SeqCst) || terminal::hung_up();
+    reader.finish(gone);
+    drop(guard);
+    // Stop the probe's current command so it does not keep a GPU busy after the view is gone.
+    if let Some(live) = &live {
+        live.conn.send(Command::Stop);
+    }
+    if gone {
+        return Ok(Ending::HungUp);
+    }
+    if let Some(signal) = signals.received() {
+        return Ok(Ending::Signalled(signal));
+    }
+    Ok(looped?.unwrap_or(Ending::Quit))
+}
+
+/// An opened machine, and what the user should know of it before anything is measured (GPUs
+/// left out, and why).
+pub struct Opened {
+    pub conn: Connection,
+    pub notes: Vec<String>,
+}
+
+/// What waiting for the machine came to.
+enum Waited<E> {
+    Opened(Result<Box<Opened>, E>),
+    Quit,
+    Stopped,
+}
+
+/// Shows that the machine is being opened until it is, the user quits or `stop` is set.
+fn wait_for_machine<B: Backend, E>(
+    terminal: &mut Terminal<B>,
+    opening: &Receiver<Result<Opened, E>>,
+    inputs: &Receiver<Input>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Waited<E>>
+where
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let mut drawn = None;
+    while !stop.load(Ordering::Relaxed) {
+        match opening.try_recv() {
+            Ok(opened) => return Ok(Waited::Opened(opened.map(Box::new))),
+            Err(TryRecvError::Disconnected) => {
+                anyhow::bail!("opening the machine ended without an answer")
+            }
+            Err(TryRecvError::Empty) => {}
+        }
+        // The waiting screen counts seconds, so it is drawn once a second (and after a key).
+        let waited = started.elapsed().as_secs();
+        if drawn != Some(waited) {
+            terminal.draw(|frame| ui::opening::draw(frame, started.elapsed()))?;
+            drawn = Some(waited);
+        }
+        match inputs.recv_timeout(OPENING_POLL) {
+            Ok(Input::Terminal(ev)) if terminal::asks_to_quit(&ev) => return Ok(Waited::Quit),
+            Ok(Input::TerminalFailed(e)) => anyhow::bail!("cannot read the terminal: {e}"),
+            Ok(_) => drawn = None,
+            Err(_) => {}
+        }
+    }
+    Ok(Waited::Stopped)
+}
+
+/// How often the waiting screen looks at the machine being opened and at a stop.
+const OPENING_POLL: Duration = Duration::from_millis(50);
+
+/// The longest the loop waits before it looks at a stop again.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// What arrives on the loop's one channel.
 #[derive(Debug)]
 pub enum Input {
     Terminal(TermEvent),
+    /// The terminal cannot be read any more (short of hanging up, which ends the view).
+    TerminalFailed(String),
     Feed(Feed),
     /// The machine's side of the connection has gone.
     FeedClosed,
@@ -134,26 +227,6 @@ pub fn forward_feed(feed: Receiver<Feed>, tx: Sender<Input>) {
         }
         let _ = tx.send(Input::FeedClosed);
     });
-}
-
-/// Reads terminal events onto the loop's channel until `stop` is set.
-fn read_terminal(tx: Sender<Input>, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if tx.send(Input::Terminal(ev)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                },
-                Ok(false) => {}
-                Err(_) => return,
-            }
-        }
-    })
 }
 
 /// Whether the loop goes on.
@@ -359,7 +432,9 @@ where
         let wait = match last_draw {
             Some(t) if dirty => refresh.saturating_sub(t.elapsed()),
             _ => refresh,
-        };
+        }
+        // A stop is seen within a poll even when the refresh is long and nothing arrives.
+        .min(STOP_POLL);
         let first = match inputs.recv_timeout(wait) {
             Ok(input) => input,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -370,6 +445,7 @@ where
             match input {
                 Input::Feed(item) => live.take(&item),
                 Input::FeedClosed => live.feed_closed(),
+                Input::TerminalFailed(e) => anyhow::bail!("cannot read the terminal: {e}"),
                 Input::Terminal(ev) => {
                     let size = terminal.size()?;
                     if live.handle(&ev, Rect::new(0, 0, size.width, size.height)) == Flow::Quit {
@@ -382,58 +458,4 @@ where
         }
     }
     Ok(())
-}
-
-/// Whether the terminal is in the live view's mode, so restoring twice does nothing.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// Raw mode, the alternate screen and mouse capture while it lives; restored when dropped and
-/// by the panic hook.
-struct TerminalGuard;
-
-impl TerminalGuard {
-    fn enter() -> io::Result<TerminalGuard> {
-        install_panic_hook();
-        crossterm::terminal::enable_raw_mode()?;
-        ACTIVE.store(true, Ordering::SeqCst);
-        let guard = TerminalGuard;
-        crossterm::execute!(
-            io::stdout(),
-            crossterm::terminal::EnterAlternateScreen,
-            crossterm::event::EnableMouseCapture,
-            crossterm::cursor::Hide
-        )?;
-        Ok(guard)
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-    }
-}
-
-/// Puts the terminal back as the shell had it, once.
-fn restore_terminal() {
-    if ACTIVE.swap(false, Ordering::SeqCst) {
-        let _ = crossterm::execute!(
-            io::stdout(),
-            crossterm::event::DisableMouseCapture,
-            crossterm::terminal::LeaveAlternateScreen,
-            crossterm::cursor::Show
-        );
-        let _ = crossterm::terminal::disable_raw_mode();
-    }
-}
-
-/// Restores the terminal before any panic message is printed, so the message is readable.
-fn install_panic_hook() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
-        }));
-    });
 }
