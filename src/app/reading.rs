@@ -7,7 +7,7 @@ use super::view::{Mode, View};
 use crate::model::capacity::{Capacity, Shortfall, link_ends};
 use crate::model::topology::{LinkType, NvLinkRemote, P2pStatus};
 use crate::probe::protocol::{Engine, FailureKind, Node, Op};
-use crate::report::verdict::Floors;
+use crate::report::verdict::{FloorClass, Floors};
 
 /// How a figure stands against its floor (`check`'s floor for its link class and engine, as a
 /// share of what the path was built for).
@@ -97,28 +97,22 @@ fn both_ways(one: f64, src: Node, dst: Node, op: Op) -> f64 {
 /// built (a bridge with every link down is still judged as NVLink), engine, and whether the
 /// kernel pulls (`report::verdict::Floors`, whose defaults `check` uses).
 pub fn floor(board: &Board, src: Node, dst: Node, op: Op, engine: Engine) -> f64 {
-    let floors = Floors::default();
-    let pulls = op == Op::Read || src == Node::Host;
-    let pcie = |floors: &Floors| match engine {
-        Engine::Ce => floors.pcie_ce,
-        Engine::Sm if pulls => floors.pcie_sm_read,
-        Engine::Sm => floors.pcie_sm_write,
-    };
-    match (src, dst) {
-        (Node::Gpu(a), Node::Gpu(b)) if a == b => floors.device_local,
-        (Node::Gpu(a), Node::Gpu(b)) => {
-            if blocking_p2p(board, src, dst, op, Engine::Sm).is_some() {
-                return floors.staged;
-            }
-            match board.built_link(a, b) {
-                Some(LinkType::NvLink(_)) if engine == Engine::Ce => floors.nvlink_ce,
-                Some(LinkType::NvLink(_)) => floors.nvlink_sm,
-                _ => pcie(&floors),
-            }
+    let class = match (src, dst) {
+        (Node::Gpu(a), Node::Gpu(b)) if a == b => FloorClass::DeviceLocal,
+        (Node::Gpu(_), Node::Gpu(_)) if blocking_p2p(board, src, dst, op, Engine::Sm).is_some() => {
+            FloorClass::Staged
         }
-        _ if op == Op::Bidir => floors.pcie_both_ways,
-        _ => pcie(&floors),
-    }
+        (Node::Gpu(a), Node::Gpu(b))
+            if matches!(board.built_link(a, b), Some(LinkType::NvLink(_))) =>
+        {
+            FloorClass::NvLink
+        }
+        (Node::Host, _) | (_, Node::Host) if op == Op::Bidir => FloorClass::HostBothWays,
+        _ => FloorClass::Pcie {
+            pulls: op == Op::Read || src == Node::Host,
+        },
+    };
+    Floors::default().for_class(class, engine).0
 }
 
 /// The pairs stress loads together: every pair of different GPUs, or on a machine with one

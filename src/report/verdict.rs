@@ -124,28 +124,57 @@ impl Floors {
     /// the other end's memory) is judged as a read whatever the op is called: `write` host →
     /// GPU runs on the GPU and pulls.
     fn for_direction(&self, cell: &CellReport, d: &DirectionSummary) -> (f64, &'static str) {
-        let pulls = Node::Gpu(d.executor) == d.dst;
         let staged = cell.p2p.is_some_and(|p| !p.is_ok());
-        match (cell.link, cell.engine) {
-            (Some(LinkType::SelfLink), _) => {
+        let class = match cell.link {
+            Some(LinkType::SelfLink) => FloorClass::DeviceLocal,
+            _ if staged => FloorClass::Staged,
+            Some(LinkType::NvLink(_)) => FloorClass::NvLink,
+            // The host is an end (no link type): a read and a write share its PCIe link.
+            None if cell.op == Op::Bidir => FloorClass::HostBothWays,
+            _ => FloorClass::Pcie {
+                pulls: Node::Gpu(d.executor) == d.dst,
+            },
+        };
+        self.for_class(class, cell.engine)
+    }
+
+    /// The floor for a path of `class` driven by `engine`, and its name: the one mapping
+    /// `check` and the live view both judge by.
+    pub fn for_class(&self, class: FloorClass, engine: Engine) -> (f64, &'static str) {
+        match (class, engine) {
+            (FloorClass::DeviceLocal, _) => {
                 (self.device_local, "device-local floor (device_local)")
             }
-            (_, _) if staged => (self.staged, "staged-through-host floor (staged)"),
-            (Some(LinkType::NvLink(_)), Engine::Ce) => {
-                (self.nvlink_ce, "NVLink CE floor (nvlink_ce)")
-            }
-            (Some(LinkType::NvLink(_)), Engine::Sm) => {
-                (self.nvlink_sm, "NVLink SM floor (nvlink_sm)")
-            }
-            // The host is an end (no link type): a read and a write share its PCIe link.
-            (None, _) if cell.op == Op::Bidir => {
+            (FloorClass::Staged, _) => (self.staged, "staged-through-host floor (staged)"),
+            (FloorClass::NvLink, Engine::Ce) => (self.nvlink_ce, "NVLink CE floor (nvlink_ce)"),
+            (FloorClass::NvLink, Engine::Sm) => (self.nvlink_sm, "NVLink SM floor (nvlink_sm)"),
+            (FloorClass::HostBothWays, _) => {
                 (self.pcie_both_ways, "PCIe both-ways floor (pcie_both_ways)")
             }
-            (_, Engine::Ce) => (self.pcie_ce, "PCIe CE floor (pcie_ce)"),
-            (_, Engine::Sm) if pulls => (self.pcie_sm_read, "PCIe SM pull floor (pcie_sm_read)"),
-            (_, Engine::Sm) => (self.pcie_sm_write, "PCIe SM push floor (pcie_sm_write)"),
+            (FloorClass::Pcie { .. }, Engine::Ce) => (self.pcie_ce, "PCIe CE floor (pcie_ce)"),
+            (FloorClass::Pcie { pulls: true }, Engine::Sm) => {
+                (self.pcie_sm_read, "PCIe SM pull floor (pcie_sm_read)")
+            }
+            (FloorClass::Pcie { pulls: false }, Engine::Sm) => {
+                (self.pcie_sm_write, "PCIe SM push floor (pcie_sm_write)")
+            }
         }
     }
+}
+
+/// What a floor depends on: how a path was built and how it is driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloorClass {
+    /// A GPU's copy within its own memory.
+    DeviceLocal,
+    /// Between GPUs without peer access: staged through host memory.
+    Staged,
+    /// Between GPUs over NVLink (as built: a bridge with links down is still NVLink).
+    NvLink,
+    /// A bidir copy with the host, whose PCIe link carries both directions.
+    HostBothWays,
+    /// Over PCIe; `pulls` when the kernel reads the far end's memory.
+    Pcie { pulls: bool },
 }
 
 /// What a reason is about, for grouping reasons under their cause.
