@@ -97,6 +97,39 @@ fn draw(board: &Board, view: &View, width: u16, height: u16) -> Terminal<TestBac
     terminal
 }
 
+#[test]
+fn a_pair_whose_start_gates_all_time_out_shows_gate_in_its_own_cell() {
+    let machine = with_faults(
+        "3090-bridge",
+        "[[faults]]\nkind = \"gate_timeout\"\nsrc = \"0\"\ndst = \"1\"\n",
+    );
+    let mut board = Board::new(machine.topology(), Some("3090-bridge-faulty".into()));
+    let mut sim = Simulation::new(machine, 3);
+    let gpu = |a, b| Pair {
+        src: Node::Gpu(a),
+        dst: Node::Gpu(b),
+    };
+    let commands = [(0, 1), (1, 0)]
+        .map(|(a, b)| measure(gpu(a, b), Op::Read, Engine::Sm))
+        .to_vec();
+    run_into(&mut board, &mut sim, commands);
+    let view = View::new(board.nodes().len());
+    let terminal = draw(&board, &view, 120, 40);
+    let (gated, style) = matrix_cell(&terminal, "GPU0", 1, 7);
+    assert!(gated.contains("GATE"), "GPU0 → GPU1 is {gated:?}");
+    assert_eq!(style.bg, Some(ratatui::style::Color::Red), "{style:?}");
+    let (other, _) = matrix_cell(&terminal, "GPU1", 0, 7);
+    assert!(
+        other.trim().parse::<f64>().is_ok(),
+        "GPU1 → GPU0 is measured: {other:?}"
+    );
+    let screen = text(&terminal);
+    assert!(
+        problems_line(&screen).contains("GPU0 → GPU1 read sm: GATE"),
+        "{screen}"
+    );
+}
+
 fn text(terminal: &Terminal<TestBackend>) -> String {
     terminal.backend().to_string()
 }
