@@ -201,7 +201,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     // The pair's bandwidth first, then as many GPU charts as fit.
     let fits = (inner.width / CHART_WIDTH).max(1) as usize;
     let shown = &specs[..specs.len().min(fits.saturating_sub(1))];
-    let areas = Layout::horizontal(vec![Constraint::Fill(1); shown.len() + 1]).split(inner);
+    // A column between charts keeps one's "now" from running into the next one's start.
+    let areas = Layout::horizontal(vec![Constraint::Fill(1); shown.len() + 1])
+        .spacing(1)
+        .split(inner);
     bandwidth(frame, areas[0], state);
     let frames = in_window(
         state.board,
@@ -211,6 +214,17 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     for (spec, &chart_area) in shown.iter().zip(areas.iter().skip(1)) {
         draw_chart(frame, chart_area, state, spec, &gpus, &frames, window);
     }
+}
+
+/// The first of `titles` (longest first) that fits in `width` columns, else the last.
+fn fitting<const N: usize>(width: u16, titles: [String; N]) -> String {
+    let last = titles.len() - 1;
+    titles
+        .into_iter()
+        .enumerate()
+        .find(|(i, t)| *i == last || t.chars().count() <= usize::from(width))
+        .map(|(_, t)| t)
+        .unwrap_or_default()
 }
 
 /// The pair's samples over time on a fixed scale from 0 to what the path was built for, with
@@ -269,9 +283,15 @@ pub fn bandwidth(frame: &mut Frame, area: Rect, state: &State) {
         Some(r) => format!("0–{} GB/s built", figure(r)),
         None => format!("0–{} GB/s", figure(top)),
     };
-    let title = format!(
-        " {src} → {dst} {} GB/s · {scale} · • throttled ",
-        view.shown_op().name()
+    let pair = format!(" {src} → {dst} {} GB/s", view.shown_op().name());
+    let title = fitting(
+        area.width,
+        [
+            format!("{pair} · {scale} · • throttled "),
+            format!("{pair} · {scale} "),
+            format!("{pair} "),
+            format!(" {} GB/s ", view.shown_op().name()),
+        ],
     );
     let chart = Chart::new(datasets)
         .block(Block::new().title(Span::styled(title, theme.dim())))
@@ -406,9 +426,18 @@ fn draw_chart(
                 .style(series_style(theme, *i)),
         );
     }
+    let named = format!(" {} {} ", spec.title, spec.unit);
     let title = match reference {
-        Some((v, name)) => format!(" {} {} • {v:.0} {name} ", spec.title, spec.unit),
-        None => format!(" {} {} ", spec.title, spec.unit),
+        Some((v, name)) => fitting(
+            area.width,
+            [
+                format!("{named}• {v:.0} {name} "),
+                format!("{named}• {v:.0} "),
+                format!(" {} • {v:.0} ", spec.title),
+                format!(" {} ", spec.title),
+            ],
+        ),
+        None => named,
     };
     let chart = Chart::new(datasets)
         .block(Block::new().title(Span::styled(title, theme.dim())))
@@ -431,6 +460,14 @@ fn draw_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_shortens_to_fit_its_chart_and_the_shortest_is_kept_when_none_fits() {
+        let titles = || [" temp °C • 93 slowdown ".to_owned(), " temp • 93 ".to_owned()];
+        assert_eq!(fitting(40, titles()), " temp °C • 93 slowdown ");
+        assert_eq!(fitting(12, titles()), " temp • 93 ");
+        assert_eq!(fitting(4, titles()), " temp • 93 ");
+    }
 
     #[test]
     fn thinning_keeps_the_ends_and_at_most_the_bound() {
