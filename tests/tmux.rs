@@ -65,18 +65,7 @@ impl Pane {
 
     /// Waits up to 15 s for `text` on screen.
     fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{text:?} never appeared:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_for_up_to(text, 15)
     }
 
     fn alternate_screen(&self) -> bool {

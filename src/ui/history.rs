@@ -216,6 +216,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     }
 }
 
+/// The time axis every chart shares: the window's start to now.
+fn time_axis(window: f64, theme: Theme) -> Axis<'static> {
+    Axis::default()
+        .bounds([-window, 0.0])
+        .labels([ago(window), "now".to_owned()])
+        .style(theme.dim())
+}
+
 /// The first of `titles` (longest first) that fits in `width` columns, else the last.
 fn fitting<const N: usize>(width: u16, titles: [String; N]) -> String {
     let last = titles.len() - 1;
@@ -295,12 +303,7 @@ pub fn bandwidth(frame: &mut Frame, area: Rect, state: &State) {
     );
     let chart = Chart::new(datasets)
         .block(Block::new().title(Span::styled(title, theme.dim())))
-        .x_axis(
-            Axis::default()
-                .bounds([-window, 0.0])
-                .labels([ago(window), "now".to_owned()])
-                .style(theme.dim()),
-        )
+        .x_axis(time_axis(window, theme))
         .y_axis(
             Axis::default()
                 .bounds([0.0, top])
@@ -441,12 +444,7 @@ fn draw_chart(
     };
     let chart = Chart::new(datasets)
         .block(Block::new().title(Span::styled(title, theme.dim())))
-        .x_axis(
-            Axis::default()
-                .bounds([-window, 0.0])
-                .labels([ago(window), "now".to_owned()])
-                .style(theme.dim()),
-        )
+        .x_axis(time_axis(window, theme))
         .y_axis(
             Axis::default()
                 .bounds([y_low, y_top])
@@ -463,7 +461,12 @@ mod tests {
 
     #[test]
     fn a_title_shortens_to_fit_its_chart_and_the_shortest_is_kept_when_none_fits() {
-        let titles = || [" temp °C • 93 slowdown ".to_owned(), " temp • 93 ".to_owned()];
+        let titles = || {
+            [
+                " temp °C • 93 slowdown ".to_owned(),
+                " temp • 93 ".to_owned(),
+            ]
+        };
         assert_eq!(fitting(40, titles()), " temp °C • 93 slowdown ");
         assert_eq!(fitting(12, titles()), " temp • 93 ");
         assert_eq!(fitting(4, titles()), " temp • 93 ");
