@@ -452,6 +452,24 @@ fn an_sm_read_over_pcie_is_judged_by_the_pull_floor() {
 }
 
 #[test]
+fn a_read_to_the_host_is_judged_as_the_push_check_sees() {
+    // The GPU runs GPU0 → host and writes into host memory: check holds it to the push floor
+    // (60%), not the pull floor, and the view must say the same.
+    let (board, _) = swept(preset("h100-single"), "h100-single", Engine::Sm);
+    let host = p2ptop::probe::protocol::Node::Host;
+    let gpu0 = p2ptop::probe::protocol::Node::Gpu(0);
+    let floors = p2ptop::report::verdict::Floors::default();
+    assert_eq!(
+        p2ptop::app::reading::floor(&board, gpu0, host, Op::Read, Engine::Sm),
+        floors.pcie_sm_write
+    );
+    assert_eq!(
+        p2ptop::app::reading::floor(&board, host, gpu0, Op::Read, Engine::Sm),
+        floors.pcie_sm_read
+    );
+}
+
+#[test]
 fn stress_colours_against_the_fair_share_and_dims_what_it_does_not_load() {
     let (mut board, mut sim) = swept(preset("hgx-h100"), "hgx-h100", Engine::Sm);
     let pairs: Vec<Pair> = (0..8u32)

@@ -6,7 +6,8 @@ use super::board::{Board, Cell, CellFailure};
 use super::view::{Mode, View};
 use crate::model::capacity::{Capacity, Shortfall, link_ends};
 use crate::model::topology::{LinkType, NvLinkRemote, P2pStatus};
-use crate::probe::protocol::{Engine, FailureKind, Node, Op};
+use crate::probe::plan;
+use crate::probe::protocol::{Engine, FailureKind, Node, Op, Pair};
 use crate::report::verdict::{FloorClass, Floors};
 
 /// How a figure stands against its floor (`check`'s floor for its link class and engine, as a
@@ -108,8 +109,13 @@ pub fn floor(board: &Board, src: Node, dst: Node, op: Op, engine: Engine) -> f64
             FloorClass::NvLink
         }
         (Node::Host, _) | (_, Node::Host) if op == Op::Bidir => FloorClass::HostBothWays,
+        // As check judges it: by whether the GPU that runs the copy reads the far end (a read
+        // to the host is run by the GPU and pushes).
         _ => FloorClass::Pcie {
-            pulls: op == Op::Read || src == Node::Host,
+            pulls: plan::transfers(Pair { src, dst }, op)
+                .ok()
+                .and_then(|t| t.first().map(|t| Node::Gpu(t.executor) == t.dst))
+                .unwrap_or(false),
         },
     };
     Floors::default().for_class(class, engine).0

@@ -4,7 +4,6 @@
 use super::board::Board;
 use super::reading::{self, Reading, failure_code, figure, line_rate_gbps};
 use super::view::{Units, View};
-use crate::probe::protocol::{Engine, Op};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,8 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
             let mut cell = json!({ "src": src, "dst": dst });
             // `json!({..})` always makes an object.
             let fields = cell.as_object_mut().expect("built as an object above");
-            match reading::read(board, src, dst, op, engine) {
+            // As the screen judges it: in stress, against the fair share, old figures stale.
+            match reading::read_view(board, view, src, dst) {
                 Reading::Figure {
                     gbps,
                     share,
@@ -31,10 +31,12 @@ pub fn json(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Value {
                     degraded,
                     throttled,
                     corrupt,
+                    stale,
                     ..
                 } => {
                     fields.insert("gbps".into(), json!(gbps));
                     fields.insert("efficiency".into(), json!(share));
+                    fields.insert("stale".into(), json!(stale));
                     fields.insert(
                         "below_floor".into(),
                         json!(grade.map(|g| g == reading::Grade::Below)),
@@ -121,7 +123,7 @@ pub fn markdown(board: &Board, view: &View, buffer_mib: u64, taken: &str) -> Str
     for &src in &nodes {
         out += &format!("| {src} |");
         for &dst in &nodes {
-            out += &format!(" {} |", cell_text(board, view, src, dst, op, engine));
+            out += &format!(" {} |", cell_text(board, view, src, dst));
         }
         out += "\n";
     }
@@ -141,16 +143,15 @@ fn cell_text(
     view: &View,
     src: crate::probe::protocol::Node,
     dst: crate::probe::protocol::Node,
-    op: Op,
-    engine: Engine,
 ) -> String {
-    match reading::read(board, src, dst, op, engine) {
+    match reading::read_view(board, view, src, dst) {
         Reading::Figure {
             gbps,
             share,
             grade,
             throttled,
             corrupt,
+            stale,
             ..
         } => {
             let below = if grade == Some(reading::Grade::Below) {
@@ -158,10 +159,11 @@ fn cell_text(
             } else {
                 ""
             };
-            let mark = if throttled {
-                format!("{below} !")
-            } else {
-                below.to_owned()
+            let mark = match (throttled, stale) {
+                (true, true) => format!("{below} ! ~"),
+                (true, false) => format!("{below} !"),
+                (false, true) => format!("{below} ~"),
+                (false, false) => below.to_owned(),
             };
             if corrupt {
                 return format!("BAD ({}){mark}", figure(gbps));
@@ -241,7 +243,7 @@ pub fn write(
     view: &View,
     buffer_mib: u64,
     time: SystemTime,
-) -> std::io::Result<(PathBuf, PathBuf)> {
+) -> std::io::Result<[PathBuf; 3]> {
     let taken = stamp(time);
     let mut base = format!("p2ptop-{taken}");
     let mut n = 1;
@@ -258,11 +260,9 @@ pub fn write(
     let md_path = dir.join(format!("{base}.md"));
     write_whole(&json_path, &(json_text + "\n"))?;
     write_whole(&md_path, &markdown(board, view, buffer_mib, &taken))?;
-    write_whole(
-        &dir.join(format!("{base}-history.csv")),
-        &history_csv(board),
-    )?;
-    Ok((json_path, md_path))
+    let csv_path = dir.join(format!("{base}-history.csv"));
+    write_whole(&csv_path, &history_csv(board))?;
+    Ok([json_path, md_path, csv_path])
 }
 
 /// Writes `text` to a temporary file beside `path` and renames it into place.

@@ -396,10 +396,11 @@ impl Live {
             SystemTime::now(),
         );
         self.view.notice = Some(match written {
-            Ok((json, md)) => format!(
-                "snapshot written to {} and {}",
+            Ok([json, md, csv]) => format!(
+                "snapshot written to {}, {} and {}",
                 json.display(),
-                md.display()
+                md.display(),
+                csv.display()
             ),
             Err(e) => format!(
                 "could not write the snapshot in {}: {e}",
