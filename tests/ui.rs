@@ -470,6 +470,26 @@ fn a_read_to_the_host_is_judged_as_the_push_check_sees() {
 }
 
 #[test]
+fn stress_shows_pcie_pairs_without_judging_them_by_a_share_it_does_not_model() {
+    // Pairs on one switch and pairs across sockets share different hops: no single count of
+    // sharers is fair to both, so PCIe pairs under stress are shown, not graded.
+    let (board, _) = swept(preset("pcie-dual-socket"), "pcie-dual-socket", Engine::Sm);
+    let view = View {
+        mode: p2ptop::app::view::Mode::Stress,
+        ..View::new(board.nodes().len())
+    };
+    let gpu = p2ptop::probe::protocol::Node::Gpu;
+    for (a, b) in [(0, 1), (0, 3)] {
+        match p2ptop::app::reading::read_view(&board, &view, gpu(a), gpu(b)) {
+            p2ptop::app::reading::Reading::Figure { grade, share, .. } => {
+                assert_eq!((grade, share), (None, None), "GPU{a} → GPU{b}");
+            }
+            other => panic!("GPU{a} → GPU{b} was measured in bidir: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn stress_colours_against_the_fair_share_and_dims_what_it_does_not_load() {
     let (mut board, mut sim) = swept(preset("hgx-h100"), "hgx-h100", Engine::Sm);
     let pairs: Vec<Pair> = (0..8u32)
@@ -595,6 +615,21 @@ fn key(live: &mut Live, code: KeyCode) -> Flow {
         &TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)),
         area,
     )
+}
+
+#[test]
+fn scrolling_past_the_help_s_end_stops_there_so_the_way_back_answers_at_once() {
+    let mut live = live("3090-bridge");
+    key(&mut live, KeyCode::Char('?'));
+    for _ in 0..50 {
+        key(&mut live, KeyCode::PageDown);
+    }
+    let furthest = live.view.help_scroll;
+    assert!(furthest > 0, "the help is longer than a 120x40 screen");
+    key(&mut live, KeyCode::PageDown);
+    assert_eq!(live.view.help_scroll, furthest);
+    key(&mut live, KeyCode::Up);
+    assert_eq!(live.view.help_scroll, furthest - 1);
 }
 
 #[test]

@@ -133,7 +133,9 @@ fn stressed(board: &Board, src: Node, dst: Node) -> bool {
 
 /// How many stress pairs share the medium that carries `a`–`b` at one of its ends: 1 for a
 /// direct NVLink (a bridge is the pair's own), every switch-linked peer for NVSwitch, every
-/// PCIe peer for PCIe. All-to-all stress gives each pair this fraction of its line rate.
+/// PCIe peer for PCIe (an upper bound that ignores the switches and sockets between them, so
+/// the view judges only NVLink pairs by it). All-to-all stress gives each pair this fraction of
+/// its line rate.
 pub fn stress_sharers(board: &Board, a: u32, b: u32) -> usize {
     let topo = &board.topology;
     let direct = |x: u32, y: u32| {
@@ -172,8 +174,16 @@ pub fn read_view<'a>(board: &'a Board, view: &View, src: Node, dst: Node) -> Rea
             ..
         } = &mut reading
     {
+        let nvlink = |a, b| matches!(board.built_link(a, b), Some(LinkType::NvLink(_)));
         if !stressed(board, src, dst) {
             *stale = true;
+        } else if let (Node::Gpu(a), Node::Gpu(b)) = (src, dst)
+            && !nvlink(a, b)
+        {
+            // PCIe pairs under all-to-all stress share switch uplinks, root ports and the
+            // link between sockets, which this count does not model: shown, not judged.
+            *share = None;
+            *grade = None;
         } else if let (Node::Gpu(a), Node::Gpu(b), Some(s)) = (src, dst, *share) {
             let n = stress_sharers(board, a, b) as f64;
             let fair = (s * n).min(9.99);

@@ -322,6 +322,10 @@ impl Live {
                     let nodes = self.board.nodes().len();
                     let gpus = self.board.topology.gpus.len();
                     let effect = self.view.apply(action, nodes, gpus);
+                    // Scrolling past the help's end would leave keys that seem dead on the
+                    // way back.
+                    let furthest = ui::help::last_start(area, &self.state());
+                    self.view.help_scroll = self.view.help_scroll.min(furthest);
                     return self.carry_out(effect);
                 }
             }

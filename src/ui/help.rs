@@ -28,8 +28,9 @@ const CELLS: [&str; 10] = [
     "Colour = the figure as a share of what the path was built for (every NVLink up, PCIe at its \
      best generation and width), against check's floor for its link class and engine: red and ↓ \
      below the floor, yellow within 10 points above it, green above that.",
-    "Under stress each pair is judged against its fair share of what it shares (a GPU's NVSwitch \
-     ports or PCIe link); ~ marks a figure from a sweep that stress does not refresh.",
+    "Under stress each NVLink pair is judged against its fair share of what it shares (a GPU's \
+     NVSwitch ports); PCIe pairs are shown, not judged; ~ marks a figure from a sweep that \
+     stress does not refresh.",
     "The pair panel names what a path lacks: NVLink 3/4 up, GPU3 PCIe 4.0 x8 of 5.0 x16.",
     "!  a GPU of the pair was throttling when the result came",
     "BAD  the destination held wrong bytes · HUNG  a sample never finished",
@@ -49,6 +50,43 @@ const P2P: [P2pStatus; 6] = [
 ];
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = state.theme;
+    let (popup, lines) = contents(area, state);
+    let block = Block::bordered().title(Span::styled(
+        " help · ↑↓ PgUp PgDn scroll · ? or Esc closes ",
+        theme.label(),
+    ));
+    let last_start = last_start_in(block.inner(popup), &lines);
+    let scroll = state.view.help_scroll.min(last_start);
+    let block = if scroll < last_start {
+        block.title_bottom(Span::styled(" ↓ more ", theme.label()))
+    } else {
+        block
+    };
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
+            .block(block),
+        popup,
+    );
+}
+
+/// The furthest the help scrolls in a terminal of size `area`: its last line at the bottom.
+pub fn last_start(area: Rect, state: &State) -> u16 {
+    let (popup, lines) = contents(area, state);
+    last_start_in(Block::bordered().inner(popup), &lines)
+}
+
+fn last_start_in(inner: Rect, lines: &[Line]) -> u16 {
+    let width = inner.width.max(1) as usize;
+    let total: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    total.saturating_sub(inner.height as usize) as u16
+}
+
+/// Where the help goes in `area`, and its lines.
+fn contents<'a>(area: Rect, state: &State) -> (Rect, Vec<Line<'a>>) {
     let theme = state.theme;
     let [row] = Layout::vertical([Constraint::Percentage(90)])
         .flex(Flex::Center)
@@ -79,26 +117,5 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         theme.label(),
     ));
     lines.extend(P2P.iter().map(|s| Line::raw(format!("  {}", s.sentence()))));
-    let block = Block::bordered().title(Span::styled(
-        " help · ↑↓ PgUp PgDn scroll · ? or Esc closes ",
-        theme.label(),
-    ));
-    let inner = block.inner(popup);
-    let width = inner.width.max(1) as usize;
-    let total: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
-    let last_start = total.saturating_sub(inner.height as usize) as u16;
-    let scroll = state.view.help_scroll.min(last_start);
-    let block = if scroll < last_start {
-        block.title_bottom(Span::styled(" ↓ more ", theme.label()))
-    } else {
-        block
-    };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0))
-            .block(block),
-        popup,
-    );
+    (popup, lines)
 }
