@@ -23,7 +23,6 @@ use crate::model::line_rate;
 use crate::probe::protocol::Node;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType};
@@ -173,7 +172,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         .enumerate()
         .flat_map(|(i, g)| {
             [
-                Span::styled(format!("GPU{g} {}", line_symbol(i)), series_style(theme, i)),
+                Span::styled(format!("GPU{g} {}", line_symbol(i)), theme.series(i)),
                 Span::raw(" "),
             ]
         })
@@ -317,7 +316,7 @@ pub fn bandwidth(frame: &mut Frame, area: Rect, state: &State) {
 /// At most `most` of `points`, evenly spaced, the last always kept: a chart draws only a few
 /// points per column, and drawing every sample of five minutes would cost more than the rest
 /// of the frame.
-pub fn thin(points: Vec<(f64, f64)>, most: usize) -> Vec<(f64, f64)> {
+pub fn thin<T>(points: Vec<T>, most: usize) -> Vec<T> {
     let most = most.max(2);
     if points.len() <= most {
         return points;
@@ -352,22 +351,13 @@ pub fn reference_points(window: f64, value: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn series_style(theme: Theme, i: usize) -> Style {
-    theme.series(i)
-}
-
 /// The telemetry frames of the last `window` seconds, at most about `most` of them evenly
 /// spaced (the last always kept): a chart column shows a few points at most.
 fn in_window(board: &Board, window: f64, most: usize) -> Vec<&HistoryFrame> {
     let history = &board.telemetry_history;
     let now = board.now_s();
     let start = history.partition_point(|f| f.at_s < now - window);
-    let len = history.len() - start;
-    let step = len.div_ceil(most.max(2)).max(1);
-    (start..history.len())
-        .filter(|i| (i - start).is_multiple_of(step) || *i == history.len() - 1)
-        .map(|i| &history[i])
-        .collect()
+    thin(history.range(start..).collect(), most)
 }
 
 fn draw_chart(
@@ -426,7 +416,7 @@ fn draw_chart(
                 .data(points)
                 .graph_type(GraphType::Line)
                 .marker(marker(*i))
-                .style(series_style(theme, *i)),
+                .style(theme.series(*i)),
         );
     }
     let named = format!(" {} {} ", spec.title, spec.unit);

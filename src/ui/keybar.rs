@@ -9,7 +9,7 @@
 //! ```
 
 use super::State;
-use super::problems::{self, Severity};
+use super::problems::{Problem, Severity};
 use crate::app::keys;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -21,15 +21,16 @@ fn problem_rows(area_height: u16) -> u16 {
     if area_height >= 40 { 3 } else { 1 }
 }
 
-/// Rows the bottom needs in a terminal `area_height` rows tall.
-pub fn height(state: &State, area_height: u16) -> u16 {
-    let problems = problems::list(state.board).len().max(1) as u16;
-    problems.min(problem_rows(area_height)) + u16::from(state.view.notice.is_some()) + 1
+/// Rows the bottom needs in a terminal `area_height` rows tall, with `problems` to show.
+pub fn height(state: &State, problems: usize, area_height: u16) -> u16 {
+    (problems.max(1) as u16).min(problem_rows(area_height))
+        + u16::from(state.view.notice.is_some())
+        + 1
 }
 
-pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+/// Draws the bottom: `list` is the board's problems (`problems::list`), worked out once a frame.
+pub fn render(frame: &mut Frame, area: Rect, state: &State, list: &[Problem]) {
     let theme = state.theme;
-    let list = problems::list(state.board);
     let rows = area
         .height
         .saturating_sub(1 + u16::from(state.view.notice.is_some())) as usize;
@@ -45,7 +46,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         let mut current = vec![Span::styled(head.clone(), theme.label())];
         let mut used = head.chars().count();
         let mut fresh = true;
-        for p in &list {
+        for p in list {
             let style = match p.severity {
                 Severity::Alarm => theme.alarm(),
                 Severity::Fault => theme.bad(),

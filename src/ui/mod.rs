@@ -80,11 +80,16 @@ const MATRIX_MIN_WIDTH: u16 = 50;
 
 /// Splits `area` into the view's regions.
 pub fn regions(area: Rect, state: &State) -> Regions {
+    regions_with(area, state, problems::list(state.board).len())
+}
+
+/// [`regions`], with the number of problems the bottom shows already counted.
+fn regions_with(area: Rect, state: &State, problems: usize) -> Regions {
     let board = state.board;
     let [header, body, keybar] = Layout::vertical([
         Constraint::Length(header::HEIGHT),
         Constraint::Min(0),
-        Constraint::Length(keybar::height(state, area.height)),
+        Constraint::Length(keybar::height(state, problems, area.height)),
     ])
     .areas(area);
     let plain = matrix::width(board, false).max(MATRIX_MIN_WIDTH);
@@ -165,7 +170,8 @@ pub fn draw(frame: &mut Frame, state: &State) {
         too_small(frame, area);
         return;
     }
-    let r = regions(area, state);
+    let problems = problems::list(state.board);
+    let r = regions_with(area, state, problems.len());
     header::render(frame, r.header, state);
     matrix::render(frame, r.matrix, state, r.merged);
     if let Some(links) = r.links {
@@ -176,7 +182,7 @@ pub fn draw(frame: &mut Frame, state: &State) {
     if let Some(h) = r.history {
         history::render(frame, h, state);
     }
-    keybar::render(frame, r.keybar, state);
+    keybar::render(frame, r.keybar, state, &problems);
     if state.view.help {
         help::render(frame, area, state);
     }
